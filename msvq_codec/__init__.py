@@ -1,0 +1,17 @@
+"""msvq: a learned video codec (MS-VQ-VAE) for 64x64, 16 fps, 32-frame clips.
+
+Nothing runs at import time; heavy modules (torch, OpenCV) are imported by the functions that need them.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "decode_file", "encode_video", "info", "load_model"]
+
+
+def __getattr__(name: str):
+    """The codec's API, imported on first use so that ``import msvq_codec`` stays light."""
+    if name in ("decode_file", "encode_video", "info", "load_model"):
+        from msvq_codec import codec
+
+        return getattr(codec, name)
+    raise AttributeError(name)

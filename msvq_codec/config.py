@@ -1,0 +1,125 @@
+"""Frozen configuration dataclasses: the model's shape and the training recipe.
+
+A ``ModelConfig`` is saved inside every weights file and checkpoint (as JSON in the safetensors metadata),
+so a file always carries what is needed to rebuild the network that produced it. Named presets give the
+paper's baselines (Tables 2 and 3) as configs rather than forks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from msvq_codec.errors import UsageError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # --- what a clip is (paper Section 4.1) ---
+    in_channels: int = 3  # RGB
+    clip_frames: int = 32  # frames per clip: 2 s at 16 fps
+    clip_size: int = 64  # clips are clip_size x clip_size pixels
+    fps: float = 16.0  # frame rate clips are resampled to
+    # --- network width (paper Section 3.1; the default gives about 18.5M parameters) ---
+    hidden_channels: int = 224  # channels of the encoder/decoder trunks
+    res_channels: int = 96  # bottleneck channels inside each residual block
+    n_res_blocks: int = 2  # residual blocks per trunk (each encoder and decoder stage)
+    # --- latent hierarchy ---
+    levels: int = 2  # 2: MS-VQ-VAE (top + bottom); 1: the single-level VQ-VAE 3D baseline
+    bottom_stride: tuple[int, int, int] = (2, 4, 4)  # (t, h, w) downsampling of input -> bottom grid
+    top_stride: tuple[int, int, int] = (2, 2, 2)  # (t, h, w) downsampling of bottom grid -> top grid
+    # --- vector quantisation ---
+    codebook_size: int = 1024  # entries per codebook (K); each level has its own codebook
+    embed_dim: int = 128  # dimension of each codebook entry
+    ema_decay: float = 0.99  # EMA decay of codebook statistics
+    ema_eps: float = 1e-5  # Laplace smoothing of EMA cluster sizes
+    dead_code_threshold: float = 1.0  # an entry whose EMA usage falls below this is restarted
+    # from a random encoder output (during training only)
+
+    def __post_init__(self) -> None:
+        # JSON turns tuples into lists: normalise so configs compare equal after a round trip.
+        object.__setattr__(self, "bottom_stride", tuple(int(s) for s in self.bottom_stride))
+        object.__setattr__(self, "top_stride", tuple(int(s) for s in self.top_stride))
+        if self.levels not in (1, 2):
+            raise UsageError(f"levels must be 1 or 2, not {self.levels}")
+        if self.codebook_size < 2 or self.codebook_size > 65536:
+            raise UsageError(f"codebook_size must be in 2..65536, not {self.codebook_size}")
+        for name, stride in (("bottom_stride", self.bottom_stride), ("top_stride", self.top_stride)):
+            if len(stride) != 3 or any(s not in (1, 2, 4) for s in stride):
+                raise UsageError(f"{name} must be three of 1, 2 or 4, not {stride}")
+        full = [b * t for b, t in zip(self.bottom_stride, self.top_stride)]
+        dims = (self.clip_frames, self.clip_size, self.clip_size)
+        if any(d % s for d, s in zip(dims, full)):
+            raise UsageError(f"clip {dims} is not divisible by the total stride {tuple(full)}")
+
+    def grid(self, level: str) -> tuple[int, int, int]:
+        """The (t, h, w) latent grid of one clip at ``level`` ('top' or 'bottom')."""
+        bottom = (
+            self.clip_frames // self.bottom_stride[0],
+            self.clip_size // self.bottom_stride[1],
+            self.clip_size // self.bottom_stride[2],
+        )
+        if level == "bottom":
+            return bottom
+        if level == "top":
+            return tuple(b // s for b, s in zip(bottom, self.top_stride))  # type: ignore[return-value]
+        raise ValueError(level)
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        """Names of the quantised levels, coarse first: ('top', 'bottom') or ('bottom',)."""
+        return ("top", "bottom") if self.levels == 2 else ("bottom",)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UsageError(f"unknown model config fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+def model_preset(name: str) -> ModelConfig:
+    """Named configs: the paper's model and its baselines, plus a tiny one for tests."""
+    presets: dict[str, ModelConfig] = {
+        "default": ModelConfig(),  # MS-VQ-VAE, paper Section 3.1
+        "single-level": ModelConfig(levels=1),  # VQ-VAE (3D, single level), Table 2
+        "codebook-512": ModelConfig(codebook_size=512),  # the 512-embedding ablation, Table 3
+        "tiny": ModelConfig(hidden_channels=16, res_channels=8, n_res_blocks=1, codebook_size=32, embed_dim=8),
+    }
+    if name not in presets:
+        raise UsageError(f"unknown config {name!r}; choose one of {', '.join(presets)}")
+    return presets[name]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- objective (paper Section 4.2): L = L_recon + beta * L_VQ + gamma * L_perc ---
+    beta: float = 1.0  # weight of the VQ commitment loss
+    gamma: float = 0.4  # weight of the VGG16 perceptual loss (0 disables VGG entirely)
+    # --- optimiser and schedule ---
+    lr: float = 2e-4  # Adam learning rate at the start of the cosine schedule
+    adam_betas: tuple[float, float] = (0.9, 0.999)  # Adam (beta1, beta2)
+    batch_size: int = 8  # clips per optimiser step (per process under DDP)
+    epochs: int = 50  # passes over the training clips
+    max_steps: int = 0  # stop after this many optimiser steps (0: no limit); the schedule spans
+    # min(epochs * steps_per_epoch, max_steps) so the cosine reaches its floor either way
+    max_minutes: float = 0.0  # stop (and checkpoint) after this much wall time (0: no limit)
+    checkpoint_every: int = 10  # save a checkpoint every this many epochs (and always at the end)
+    # --- data ---
+    augment: bool = False  # random temporal offset, random scale crop, horizontal flip
+    seed: int = 0  # seeds the split, sampling, augmentation and model initialisation
+    workers: int = 0  # DataLoader worker processes
+    val_every: int = 1  # validate every this many epochs
+    # --- numerics ---
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 with gradient scaling)
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form provenance notes (data path, split)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))

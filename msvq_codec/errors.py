@@ -1,0 +1,36 @@
+"""The exceptions msvq raises on purpose. The CLI maps each to a one-line message and an exit code.
+
+Anything else that escapes is a bug, shown with a traceback only under ``--debug``.
+"""
+
+
+class MsvqError(Exception):
+    """Base class: a failure the user can act on. ``str(err)`` is the one-line message."""
+
+    exit_code = 1
+
+
+class UsageError(MsvqError):
+    """The command line itself is wrong (bad option value, conflicting options)."""
+
+    exit_code = 2
+
+
+class InputError(MsvqError):
+    """An input file or folder is missing, unreadable, not a video, or holds no frames."""
+
+
+class FormatError(MsvqError):
+    """A .msvq container is truncated, corrupted, or of an unknown version."""
+
+
+class WeightsError(MsvqError):
+    """A weights or checkpoint file is missing or malformed."""
+
+
+class WeightsMismatch(MsvqError):
+    """A .msvq file was made by other weights than the ones loaded."""
+
+
+class OutputExists(MsvqError):
+    """The output exists and ``--force`` was not given."""

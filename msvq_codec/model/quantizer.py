@@ -1,0 +1,115 @@
+"""EMA vector quantiser (VQ-VAE, van den Oord et al. 2017; EMA updates as in VQ-VAE-2).
+
+All state lives in buffers, so ``state_dict`` carries the codebook, its EMA statistics and whether it has
+been initialised. During training the codebook follows exponential moving averages of the encoder outputs
+assigned to each entry; entries that fall out of use are restarted from random encoder outputs. Under
+``torch.distributed`` the statistics are summed across processes and restarts come from rank 0, so every
+process keeps an identical codebook.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Quantized(NamedTuple):
+    quantized: Tensor  # [b, d, t, h, w], straight-through: gradients flow to the encoder output
+    indices: Tensor  # [b, t, h, w] int64
+    commitment: Tensor  # scalar: mean ||z - sg(e)||^2, the VQ loss of an EMA codebook
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class EMAQuantizer(nn.Module):
+    def __init__(self, codebook_size: int, dim: int, decay: float, eps: float, dead_threshold: float):
+        super().__init__()
+        self.codebook_size = codebook_size
+        self.dim = dim
+        self.decay = decay
+        self.eps = eps
+        self.dead_threshold = dead_threshold
+        self.register_buffer("embed", torch.randn(codebook_size, dim) * 0.1)  # [K, d]
+        self.register_buffer("cluster_size", torch.ones(codebook_size))  # [K] EMA usage counts
+        self.register_buffer("embed_avg", self.embed.clone())  # [K, d] EMA of summed assignments
+        self.register_buffer("initialized", torch.tensor(False))  # set once the codebook is seeded from data
+
+    def nearest(self, flat: Tensor) -> Tensor:
+        """Index of the nearest codebook entry for each row of ``flat`` [n, d] -> [n]."""
+        embed = self.embed.float()
+        dist_sq = (
+            flat.pow(2).sum(1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1)[None, :]
+        )  # [n, K]
+        return dist_sq.argmin(1)
+
+    def lookup(self, indices: Tensor) -> Tensor:
+        """Codebook vectors for ``indices`` [b, t, h, w] -> [b, d, t, h, w]."""
+        return F.embedding(indices, self.embed).permute(0, 4, 1, 2, 3).contiguous()  # [b, d, t, h, w]
+
+    def forward(self, z: Tensor) -> Quantized:
+        z = z.float()
+        b, d, t, h, w = z.shape
+        flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # [b*t*h*w, d]
+        if self.training and not bool(self.initialized):
+            self._seed_from(flat)
+        indices = self.nearest(flat)  # [n]
+        if self.training:
+            self._ema_update(flat, indices)
+        quantized = self.lookup(indices.view(b, t, h, w))  # [b, d, t, h, w]
+        commitment = F.mse_loss(z, quantized.detach())
+        quantized = z + (quantized - z).detach()  # straight-through estimator
+        return Quantized(quantized, indices.view(b, t, h, w), commitment)
+
+    @torch.no_grad()
+    def _random_rows(self, flat: Tensor, n: int) -> Tensor:
+        """``n`` rows drawn from ``flat`` (with replacement when it has fewer), identical on every process."""
+        pick = torch.randint(0, flat.shape[0], (n,), device=flat.device)
+        rows = flat[pick].clone()  # [n, d]
+        if _distributed():
+            dist.broadcast(rows, src=0)
+        return rows
+
+    @torch.no_grad()
+    def _seed_from(self, flat: Tensor) -> None:
+        rows = self._random_rows(flat, self.codebook_size)  # [K, d]
+        self.embed.copy_(rows)
+        self.embed_avg.copy_(rows)
+        self.cluster_size.fill_(1.0)
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def _ema_update(self, flat: Tensor, indices: Tensor) -> None:
+        onehot = F.one_hot(indices, self.codebook_size).type(flat.dtype)  # [n, K]
+        counts = onehot.sum(0)  # [K]
+        sums = onehot.t() @ flat  # [K, d]
+        if _distributed():
+            dist.all_reduce(counts)
+            dist.all_reduce(sums)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (total + self.codebook_size * self.eps) * total  # [K]
+        self.embed.copy_(self.embed_avg / smoothed[:, None])
+
+        dead = self.cluster_size < self.dead_threshold  # [K]
+        if _distributed():
+            dist.broadcast(dead, src=0)
+        n_dead = int(dead.sum())
+        if n_dead:
+            fresh = self._random_rows(flat, n_dead)  # [n_dead, d]
+            self.embed[dead] = fresh
+            self.embed_avg[dead] = fresh
+            self.cluster_size[dead] = 1.0
+
+    @torch.no_grad()
+    def usage(self, indices: Tensor) -> float:
+        """Perplexity of the code distribution in ``indices``: how many entries are effectively in use."""
+        counts = torch.bincount(indices.flatten(), minlength=self.codebook_size).float()
+        probs = counts / counts.sum()
+        return float(torch.exp(-(probs * torch.log(probs + 1e-10)).sum()))

@@ -1,0 +1,129 @@
+"""MS-VQ-VAE: the two-level 3D VQ-VAE of the paper (Section 3.1), with the single-level baseline as a config.
+
+    x [b, 3, T, H, W] in [0, 1]
+      -> enc_bottom (stride bottom_stride)          h_b [b, C, t_b, h_b, w_b]
+      -> enc_top    (stride top_stride)             h_t [b, C, t_t, h_t, w_t]
+      -> quantise top                               z_t -> indices_top
+      -> dec_top(z_t) fused with h_b -> quantise    z_b -> indices_bottom   (bottom refines the top)
+    decode: upsample(z_t) ++ z_b -> decoder (stride bottom_stride) -> x_hat
+
+The model never touches files: ``encode`` maps clips to integer codes and ``decode`` maps codes to clips.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from msvq_codec.config import ModelConfig
+from msvq_codec.model.layers import Downsample, Upsample, up_conv, stride_steps
+from msvq_codec.model.quantizer import EMAQuantizer
+
+PIXEL_OFFSET = 0.5  # clips in [0, 1] are centred to [-0.5, 0.5] inside the network
+
+
+class Codes(NamedTuple):
+    top: Tensor | None  # [b, t_t, h_t, w_t] int64, None for a single-level model
+    bottom: Tensor  # [b, t_b, h_b, w_b] int64
+
+    def by_level(self) -> tuple[Tensor, ...]:
+        """The codes in ``ModelConfig.level_names`` order (coarse first)."""
+        return (self.bottom,) if self.top is None else (self.top, self.bottom)
+
+
+class Latents(NamedTuple):
+    z_bottom: Tensor  # [b, d, t_b, h_b, w_b] quantised bottom latent (straight-through)
+    z_top: Tensor | None  # [b, d, t_t, h_t, w_t] quantised top latent, None for a single-level model
+    vq_loss: Tensor  # scalar: sum of the levels' commitment losses
+    codes: Codes
+
+
+class ForwardOutput(NamedTuple):
+    recon: Tensor  # [b, 3, T, H, W], unclamped
+    vq_loss: Tensor  # scalar: sum of the levels' commitment losses
+    codes: Codes
+
+
+class MSVQVAE(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c, r, n, d = config.hidden_channels, config.res_channels, config.n_res_blocks, config.embed_dim
+
+        def quantizer() -> EMAQuantizer:
+            return EMAQuantizer(
+                config.codebook_size, d, config.ema_decay, config.ema_eps, config.dead_code_threshold
+            )
+
+        self.enc_bottom = Downsample(config.in_channels, c, config.bottom_stride, r, n)
+        self.quantizer_bottom = quantizer()
+        if config.levels == 2:
+            self.enc_top = Downsample(c, c, config.top_stride, r, n)
+            self.pre_quant_top = nn.Conv3d(c, d, 1)
+            self.quantizer_top = quantizer()
+            self.dec_top = Upsample(d, c, d, config.top_stride, r, n)  # top codes -> bottom-grid features
+            self.pre_quant_bottom = nn.Conv3d(c + d, d, 1)
+            self.upsample_top = _upsampler(d, config.top_stride)  # top codes -> bottom grid, for the decoder
+            dec_in = 2 * d
+        else:
+            self.pre_quant_bottom = nn.Conv3d(c, d, 1)
+            dec_in = d
+        self.decoder = Upsample(dec_in, c, config.in_channels, config.bottom_stride, r, n)
+
+    # ---- the coding path -------------------------------------------------------------------------
+    def _quantize(self, x: Tensor) -> Latents:
+        h_b = self.enc_bottom(x - PIXEL_OFFSET)  # [b, C, t_b, h_b, w_b]
+        if self.config.levels == 2:
+            h_t = self.enc_top(h_b)  # [b, C, t_t, h_t, w_t]
+            top = self.quantizer_top(self.pre_quant_top(h_t))  # z_t: [b, d, t_t, h_t, w_t]
+            fused = torch.cat([self.dec_top(top.quantized), h_b], dim=1)  # [b, d + C, t_b, h_b, w_b]
+            bottom = self.quantizer_bottom(self.pre_quant_bottom(fused))
+            loss = top.commitment + bottom.commitment
+            return Latents(bottom.quantized, top.quantized, loss, Codes(top.indices, bottom.indices))
+        bottom = self.quantizer_bottom(self.pre_quant_bottom(h_b))
+        return Latents(bottom.quantized, None, bottom.commitment, Codes(None, bottom.indices))
+
+    def _decode_latents(self, z_b: Tensor, z_t: Tensor | None) -> Tensor:
+        if z_t is not None:
+            z_b = torch.cat([self.upsample_top(z_t), z_b], dim=1)  # [b, 2d, t_b, h_b, w_b]
+        return self.decoder(z_b) + PIXEL_OFFSET  # [b, 3, T, H, W]
+
+    def forward(self, x: Tensor) -> ForwardOutput:
+        """Training pass: x [b, 3, T, H, W] in [0, 1] -> unclamped reconstruction, VQ loss and codes."""
+        z_b, z_t, vq_loss, codes = self._quantize(x)
+        return ForwardOutput(self._decode_latents(z_b, z_t), vq_loss, codes)
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Codes:
+        """Clips x [b, 3, T, H, W] in [0, 1] -> integer codes on each level's grid."""
+        return self._quantize(x).codes
+
+    @torch.no_grad()
+    def decode(self, codes: Codes) -> Tensor:
+        """Codes -> clips [b, 3, T, H, W] clamped to [0, 1]."""
+        z_b = self.quantizer_bottom.lookup(codes.bottom)  # [b, d, t_b, h_b, w_b]
+        z_t = None if codes.top is None else self.quantizer_top.lookup(codes.top)  # [b, d, t_t, h_t, w_t]
+        return self._decode_latents(z_b, z_t).clamp(0.0, 1.0)
+
+    def decoder_state_keys(self) -> list[str]:
+        """The ``state_dict`` keys that decoding depends on (codebooks and decoder), which define the
+        meaning of a .msvq file: the model ID hashes exactly these."""
+        prefixes = ("quantizer_bottom.embed", "quantizer_top.embed", "upsample_top.", "decoder.")
+        return sorted(k for k in self.state_dict() if k.startswith(prefixes))
+
+
+def _upsampler(channels: int, stride: tuple[int, int, int]) -> nn.Sequential:
+    """Transposed convs that multiply a latent grid by ``stride``, channels unchanged."""
+    steps = stride_steps(stride)
+    layers: list[nn.Module] = []
+    for i, step in enumerate(steps):
+        layers.append(up_conv(channels, channels, step))
+        if i < len(steps) - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

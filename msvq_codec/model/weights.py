@@ -1,0 +1,114 @@
+"""Weights files: safetensors holding the model's ``state_dict`` (fp16 by default), its config and provenance.
+
+Metadata keys (all strings, as safetensors requires):
+    msvq_format    "1"
+    msvq_config    ModelConfig as JSON
+    msvq_model_id  32 hex digits: the model ID that .msvq files record
+    provenance     free JSON (data, steps, epochs, validation metrics), optional
+
+The model ID is the first 16 bytes of SHA-256 over the config JSON and the tensors that decoding depends on
+(codebooks and decoder, ``MSVQVAE.decoder_state_keys``) exactly as stored. Loading recomputes it, so a file
+whose tensors were altered after export is refused. Nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from msvq_codec.config import ModelConfig
+from msvq_codec.errors import MsvqError, WeightsError
+from msvq_codec.model.vqvae import MSVQVAE
+
+WEIGHTS_FORMAT = "1"
+MODEL_ID_BYTES = 16
+
+
+class LoadedModel(NamedTuple):
+    model: MSVQVAE  # in eval mode, float32, on the requested device
+    model_id: bytes  # MODEL_ID_BYTES
+    metadata: dict[str, Any]  # provenance and anything else the file recorded
+
+
+def model_id(config: ModelConfig, state: dict[str, torch.Tensor], keys: list[str]) -> bytes:
+    """Hash of the config and the decoding tensors ``keys`` of ``state``, as 16 bytes."""
+    digest = hashlib.sha256(config.to_json().encode())
+    for key in keys:
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(key.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.digest()[:MODEL_ID_BYTES]
+
+
+def save_weights(
+    path: str | Path, model: MSVQVAE, provenance: dict[str, Any] | None = None, dtype: torch.dtype = torch.float16
+) -> bytes:
+    """Write ``model`` to ``path`` (atomically) and return its model ID. Floating tensors are stored as
+    ``dtype``; the quantiser's bookkeeping buffers stay exact."""
+    state = {}
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        state[key] = tensor.contiguous()
+    mid = model_id(model.config, state, model.decoder_state_keys())
+    metadata = {
+        "msvq_format": WEIGHTS_FORMAT,
+        "msvq_config": model.config.to_json(),
+        "msvq_model_id": mid.hex(),
+        "provenance": json.dumps(provenance or {}, sort_keys=True),
+    }
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        save_file(state, str(partial), metadata=metadata)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return mid
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(f"{path} is not a safetensors weights file ({err})") from None
+
+
+def load_weights(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model a weights file describes, verify its ID, and move it to ``device`` in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(
+            f"no weights at {path}: pass --weights FILE, or train your own with 'msvq train' then 'msvq export'"
+        )
+    meta = read_metadata(path)
+    if meta.get("msvq_format") != WEIGHTS_FORMAT or "msvq_config" not in meta:
+        raise WeightsError(f"{path} is not an msvq weights file (no msvq_format/msvq_config metadata)")
+    try:
+        config = ModelConfig.from_json(meta["msvq_config"])
+        state = load_file(str(path))
+    except (MsvqError, SafetensorError, ValueError, TypeError, OSError) as err:
+        raise WeightsError(f"{path}: malformed weights ({err})") from None
+    model = MSVQVAE(config)
+    mid = model_id(config, state, model.decoder_state_keys())
+    if mid.hex() != meta.get("msvq_model_id"):
+        raise WeightsError(f"{path}: tensors do not match the recorded model ID (file altered or corrupt)")
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as err:
+        raise WeightsError(f"{path}: tensors do not fit the recorded config ({str(err).splitlines()[0]})") from None
+    provenance = json.loads(meta.get("provenance") or "{}")
+    return LoadedModel(model.to(device).eval(), mid, provenance)

@@ -1,0 +1,82 @@
+"""Safe output: write to a temporary name beside the target, then move it into place in one step.
+
+A crash, an error or a signal mid-write leaves no partial output under the target's name; an existing output
+is replaced only with ``force``. Without ``force``, the final step is a hard link (files) or a rename onto a
+name that must not exist (folders), both of which fail rather than replace, so two processes racing for one
+name never overwrite each other silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from msvq_codec.errors import OutputExists, UsageError
+
+PARTIAL_TAG = ".partial-"  # temporary names: .<name>.partial-<pid>-<random><suffix>
+
+
+def temp_name(target: Path) -> Path:
+    """A hidden sibling of ``target`` that keeps its suffix (writers choose the format by suffix)."""
+    return target.with_name(f".{target.stem}{PARTIAL_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}{target.suffix}")
+
+
+def check_target(target: Path, force: bool) -> None:
+    if target.exists() and not force:
+        raise OutputExists(f"{target} exists (use --force to overwrite)")
+    if not target.parent.is_dir():
+        raise UsageError(f"output folder does not exist: {target.parent}")
+
+
+@contextmanager
+def atomic_output(target: str | Path, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it becomes ``target``, on any exception it is removed."""
+    target = Path(target)
+    check_target(target, force)
+    tmp = temp_name(target)
+    try:
+        yield tmp
+        _commit(tmp, target, force)
+    finally:
+        _remove(tmp)
+
+
+def _commit(tmp: Path, target: Path, force: bool) -> None:
+    if tmp.is_dir():
+        if force and target.exists():
+            old = temp_name(target)
+            target.rename(old)  # moved aside, then removed: the new folder appears in one rename
+            try:
+                tmp.rename(target)
+            except OSError:
+                old.rename(target)
+                raise
+            _remove(old)
+            return
+        try:
+            tmp.rename(target)  # fails if target became a non-empty folder meanwhile
+        except OSError:
+            raise OutputExists(f"{target} appeared while writing (use --force to overwrite)") from None
+        return
+    if force:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)  # atomic create-if-absent
+    except FileExistsError:
+        raise OutputExists(f"{target} appeared while writing (use --force to overwrite)") from None
+    except OSError:  # file systems without hard links
+        if target.exists():
+            raise OutputExists(f"{target} exists (use --force to overwrite)") from None
+        os.replace(tmp, target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
