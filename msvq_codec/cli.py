@@ -6,6 +6,7 @@ corrupt file, wrong weights, a failed file in a batch), 2 a usage error, 130 int
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -69,6 +70,261 @@ def main_options(
     STATE["quiet"] = quiet
 
 
+# ---- coding -----------------------------------------------------------------------------------------------
+
+WEIGHTS_HELP = "Weights file (default: $MSVQ_WEIGHTS, else weights/msvq-default.safetensors)."
+DEVICE_HELP = "auto | cpu | cuda"
+JOBS_HELP = "Folder input: files in parallel, in this many worker processes."
+SKIP_HELP = "Folder input: leave files whose output exists (resume a run)."
+SHARD_HELP = "Folder input: do only shard K of N (0-based, 0 <= K < N; by a hash of each relative path)."
+JSON_HELP = "Print a JSON record (folder input: the summary) on stdout instead of the table."
+
+
+def _progress_bar(unit: str):
+    """A rich progress bar on stderr (transient), or None under --quiet or when stderr is not a terminal."""
+    if STATE["quiet"] or not err.is_terminal:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+        TimeElapsedColumn(), console=err, transient=True,
+    )  # fmt: skip
+
+
+def _run_single(work: Callable[[Any], Any], total: Optional[int], label: str) -> Any:
+    """Run ``work(progress_callback)`` under a clip-counting progress bar (when one is shown)."""
+    bar = _progress_bar("clips")
+    if bar is None:
+        return work(None)
+    with bar:
+        task = bar.add_task(label, total=total)
+        result = work(lambda n: bar.advance(task, n))
+    return result
+
+
+def _run_folder(mode: str, input: Path, output: Path, json_out: bool, **kwargs: Any) -> None:
+    from rich.markup import escape
+
+    from msvq_codec.batch import run_batch
+
+    bar = _progress_bar("files")
+    quiet = STATE["quiet"]
+
+    def on_file(done: int, total: int, result: Any) -> None:
+        if bar is not None:
+            if result is None:
+                bar.update(task, total=total)
+            bar.update(task, completed=done)
+        if result is not None and result.status == "failed" and not quiet:
+            err.print(f"[red]failed:[/] {escape(result.input)}: {escape(result.error or '')}", soft_wrap=True)
+            if STATE["debug"] and result.detail:
+                err.print(escape(result.detail), soft_wrap=True)
+
+    if bar is None:
+        summary = run_batch(mode, input, output, progress=on_file, **kwargs)
+    else:
+        with bar:
+            task = bar.add_task(f"{mode} {input.name}", total=None)
+            summary = run_batch(mode, input, output, progress=on_file, **kwargs)
+    if json_out:
+        emit_json(summary.to_dict())
+    else:
+        _print_summary(summary)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    d = summary.to_dict()
+    rows = summary.results if len(summary.results) <= 50 else [r for r in summary.results if r.status == "failed"]
+    if rows:
+        table = Table(title=None if rows is summary.results else "failed files")
+        for name, justify in (("file", "left"), ("status", "left"), ("frames", "right"), ("bytes", "right"),
+                              ("seconds", "right"), ("error", "left")):  # fmt: skip
+            table.add_column(name, justify=justify, overflow="fold")
+        colour = {"ok": "green", "skipped": "yellow", "failed": "red"}
+        for r in rows:
+            table.add_row(
+                escape(r.input), f"[{colour[r.status]}]{r.status}[/]", "" if r.frames is None else str(r.frames),
+                "" if r.bytes is None else str(r.bytes), f"{r.seconds:.2f}" if r.status != "skipped" else "",
+                escape(r.error or ""),
+            )  # fmt: skip
+        out.print(table)
+    shard = f" (shard {d['shard']})" if d["shard"] else ""
+    out.print(
+        f"{summary.mode}d {d['ok']} of {d['total']} files{shard}: {d['skipped']} skipped, {d['failed']} failed; "
+        f"{d['frames']} frames, {d['bytes']} bytes, {d['seconds']:.1f} s",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+def _single_only(shard: Optional[str], **others: Any) -> None:
+    """Folder-only options given with a single input: a usage error rather than silently ignored."""
+    from msvq_codec.batch import parse_shard
+    from msvq_codec.errors import UsageError
+
+    parse_shard(shard)  # a bad value is reported as such first
+    for name, value in {"--shard": shard, **others}.items():
+        if value is not None:
+            raise UsageError(f"{name} is for folder inputs only")
+
+
+def _skipped(input: Path, output: Path, json_out: bool) -> None:
+    if json_out:
+        emit_json({"input": str(input), "output": str(output), "status": "skipped"})
+    else:
+        out.print(f"skipped {output}: it exists (--skip-existing)", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@guarded
+def encode(
+    input: Path = typer.Argument(..., metavar="INPUT", help="Video file, .npy array, frame folder, or a folder of those."),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help=".msvq file to write (a folder input: the output folder)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    codec: str = typer.Option("zstd", "--codec", help="Stream compressor: zstd | deflate."),
+    level: Optional[int] = typer.Option(None, "--level", help="Compression level (zstd 1..22, default 19; deflate 0..9, default 9)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Clips per forward pass."),
+    input_fps: Optional[float] = typer.Option(None, "--input-fps", help="Take the input to be at this frame rate."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help=JOBS_HELP),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help=SHARD_HELP),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Encode a video (or every video under a folder, into a mirrored tree of .msvq files)."""
+    from msvq_codec import codec as lib
+    from msvq_codec.batch import check_options
+    from msvq_codec.video import is_frame_folder, probe, resampled_count
+
+    options = {"codec": codec, "level": level, "batch_size": batch_size, "input_fps": input_fps}
+    check_options("encode", options)
+    lib.resolve_device(device)
+    if input.is_dir() and not is_frame_folder(input):
+        _run_folder("encode", input, output, json_out, weights=weights, device=device, jobs=jobs,
+                    skip_existing=skip_existing, force=force, shard=shard, **options)  # fmt: skip
+        return
+    _single_only(shard)
+    if output.is_dir():  # like cp: into the folder, under the input's name
+        output = output / ((input.name if input.is_dir() else input.stem) + ".msvq")
+    if skip_existing and output.exists():
+        return _skipped(input, output, json_out)
+    total = None
+    if not STATE["quiet"] and err.is_terminal:
+        info = probe(input, input_fps)
+        if info.declared_frames:
+            total = -(-resampled_count(info.declared_frames, info.fps) // 32)
+    result = _run_single(
+        lambda progress: lib.encode_video(input, output, weights=weights, device=device, force=force,
+                                          progress=progress, **options),
+        total, f"encode {input.name}",
+    )  # fmt: skip
+    if json_out:
+        emit_json({"status": "ok", **dataclasses.asdict(result)})
+    else:
+        out.print(
+            f"encoded {result.input} -> {result.output}: {result.frames} frames ({result.clips} clips), "
+            f"{result.bytes} bytes, {result.paper_bpp:.4f} bpp (paper), {result.file_bpp:.4f} bpp (file), "
+            f"{result.seconds:.2f} s",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+
+
+@app.command()
+@guarded
+def decode(
+    input: Path = typer.Argument(..., metavar="INPUT", help=".msvq file, or a folder of them (searched recursively)."),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help=".mp4/.avi/.mkv/.npy, or a path with no suffix for PNG frames; a folder input: the output folder."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the output video (default: the clips' 16)."),
+    size: Optional[str] = typer.Option(None, "--size", metavar="WxH|source", help="Resize frames (default: the clips' 64x64)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Clips per forward pass."),
+    ext: Optional[str] = typer.Option(None, "--ext", help="Folder input: output kind, mp4 | avi | mkv | npy | png (PNG folders). Default mp4."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help=JOBS_HELP),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help=SHARD_HELP),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Decode a .msvq file to a video, .npy or PNG folder (or a folder of .msvq files into a mirrored tree)."""
+    from msvq_codec import codec as lib
+    from msvq_codec.batch import check_ext, check_options
+    from msvq_codec.container import read_header
+
+    options = {"fps": fps, "size": size, "batch_size": batch_size}
+    check_options("decode", options)
+    lib.resolve_device(device)
+    if input.is_dir():
+        _run_folder("decode", input, output, json_out, weights=weights, device=device, jobs=jobs,
+                    skip_existing=skip_existing, force=force, shard=shard, ext=check_ext(ext or "mp4"), **options)  # fmt: skip
+        return
+    _single_only(shard, **{"--ext": ext})
+    if skip_existing and output.exists():
+        return _skipped(input, output, json_out)
+    total = None
+    if not STATE["quiet"] and err.is_terminal and input.is_file():
+        try:
+            with input.open("rb") as fp:
+                total = read_header(fp).n_clips
+        except (MsvqError, OSError):
+            pass  # decode_file reports it
+    result = _run_single(
+        lambda progress: lib.decode_file(input, output, weights=weights, device=device, force=force,
+                                         progress=progress, **options),
+        total, f"decode {input.name}",
+    )  # fmt: skip
+    if json_out:
+        emit_json({"status": "ok", **dataclasses.asdict(result)})
+    else:
+        out.print(
+            f"decoded {result.input} -> {result.output}: {result.frames} frames, {result.width}x{result.height}, "
+            f"{result.seconds:.2f} s",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+
+
+@app.command()
+@guarded
+def info(
+    file: Path = typer.Argument(..., metavar="FILE.msvq", help="A .msvq file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the header as JSON."),
+) -> None:
+    """Show a .msvq file's header (after checking the whole file)."""
+    from rich.table import Table
+
+    from msvq_codec import codec as lib
+
+    header = lib.info(file)
+    size = file.stat().st_size
+    d = {"file": str(file), "bytes": size, **header.to_dict(),
+         "file_bpp": size * 8 / (header.frame_count * header.clip_height * header.clip_width)}  # fmt: skip
+    if json_out:
+        emit_json(d)
+        return
+    table = Table(title=str(file), show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in d.items():
+        if key == "file":
+            continue
+        if key == "levels":
+            for i, lv in enumerate(value):
+                t, h, w = lv["grid"]
+                table.add_row(
+                    f"level {i}",
+                    f"grid {t}x{h}x{w}, K={lv['codebook_size']} ({lv['bits_per_index']} bits), {lv['n_indices']} indices",
+                )
+            continue
+        table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+    out.print(table)
+
+
 # ---- training ---------------------------------------------------------------------------------------------
 
 
@@ -110,8 +366,11 @@ def train(
     cache_dir: Optional[Path] = typer.Option(None, help="Prepared-frame cache (default: <run-dir>/../cache)."),
     resume: Optional[Path] = typer.Option(None, help="Continue from this checkpoint."),
     max_val_clips: int = typer.Option(0, help="Validate on at most N clips (0: all)."),
+    stop_after: int = typer.Option(0, help="End this invocation after N steps (resume later; schedule unchanged)."),
 ) -> None:
-    """Train an MS-VQ-VAE with the paper's recipe (also: torchrun --nproc_per_node N -m msvq_codec.train)."""
+    """Train an MS-VQ-VAE with the paper's recipe (also: torchrun --nproc_per_node N -m msvq_codec.train).
+
+    With --resume, the run continues with the model and training configs stored in the checkpoint."""
     import dataclasses
 
     from msvq_codec.config import TrainConfig, model_preset
@@ -134,7 +393,9 @@ def train(
         amp=not no_amp,
         extra={"data": str(data), "split": split, "config": config},
     )
-    options = RunOptions(data, run_dir, split, val_list, cache_dir, device, vgg_weights, resume, max_val_clips)
+    options = RunOptions(
+        data, run_dir, split, val_list, cache_dir, device, vgg_weights, resume, max_val_clips, stop_after
+    )
     quiet = STATE["quiet"]
 
     def on_step(r: dict[str, Any]) -> None:
@@ -148,6 +409,20 @@ def train(
 
     final = run_training(model_config, train_config, options, log=lambda m: quiet or err.print(m), on_step=on_step)
     out.print(f"final checkpoint: {final}")
+
+
+@app.command()
+@guarded
+def prepare(
+    data: Path = typer.Option(..., "--data", help="Folder of videos to pre-decode."),
+    cache_dir: Path = typer.Option(Path("runs/cache"), "--cache-dir", help="Where the uint8 frame cache goes."),
+    size: int = typer.Option(64, help="Cached frame side (train --augment reads 96)."),
+) -> None:
+    """Pre-decode every video under --data into the uint8 frame cache that 'msvq train' reads."""
+    from msvq_codec.train.data import prepare_all
+
+    paths = prepare_all(data, cache_dir, size, log=lambda m: STATE["quiet"] or err.print(m, highlight=False))
+    out.print(f"{len(paths)} videos cached in {cache_dir}")
 
 
 @app.command()

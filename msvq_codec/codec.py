@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from msvq_codec.container import Container, Header, LevelInfo, StreamCodec, default_level, from_bytes, to_bytes
+from msvq_codec.container import CODEC_LEVELS, Container, Header, LevelInfo, StreamCodec, default_level, from_bytes, to_bytes
 from msvq_codec.errors import FormatError, InputError, UsageError, WeightsMismatch
 from msvq_codec.model.vqvae import Codes
 from msvq_codec.model.weights import LoadedModel, load_weights
@@ -58,7 +58,12 @@ def parse_codec(name: str | StreamCodec, level: int | None) -> tuple[StreamCodec
             codec = StreamCodec[name.upper()]
         except KeyError:
             raise UsageError(f"--codec must be zstd or deflate, not {name!r}") from None
-    return codec, default_level(codec) if level is None else level
+    if level is None:
+        return codec, default_level(codec)
+    lo, hi = CODEC_LEVELS[codec]
+    if isinstance(level, bool) or not isinstance(level, int) or not lo <= level <= hi:
+        raise UsageError(f"--level for {codec.name.lower()} must be an integer in {lo}..{hi}, not {level!r}")
+    return codec, level
 
 
 # ---- clips <-> codes ---------------------------------------------------------------------------------------
@@ -234,7 +239,10 @@ def encode_video(
     """Encode a video (any input kind) to a .msvq file, written atomically."""
     started = time.perf_counter()
     output = Path(output)
+    if output.is_dir():
+        raise UsageError(f"{output} is a folder: give the .msvq file to write")
     check_target(output, force)
+    parse_codec(codec, level)  # fail fast on a bad codec or level, before any decoding
     probe(input, input_fps)  # fail fast on a bad input, before the model loads
     loaded = model or load_model(weights, device)
     header, data = encode_to_bytes(
@@ -264,6 +272,20 @@ def parse_size(size: str | tuple[int, int] | None, header: Header) -> tuple[int,
     return (w, h)
 
 
+def _check_decode_target(output: Path, force: bool) -> None:
+    """The output's kind is known and, with ``force``, what it replaces is of the same kind: a folder is
+    replaced only if it holds nothing but numbered PNG frames (never, say, a home folder given by mistake)."""
+    kind = output_kind(output)
+    if output.is_dir() and kind != "frames":
+        raise UsageError(f"{output} is a folder, not a {kind} file")
+    if force and kind == "frames" and output.is_dir():
+        other = next((p.name for p in output.iterdir() if not (p.is_file() and p.name[:-4].isdigit()
+                                                                  and p.name.endswith(".png"))), None)
+        if other is not None:
+            raise UsageError(f"will not replace folder {output}: it holds {other!r}, not only PNG frames")
+    check_target(output, force)
+
+
 def decode_file(
     input: str | Path,
     output: str | Path,
@@ -280,8 +302,7 @@ def decode_file(
     """Decode a .msvq file to a video, .npy or PNG folder (by ``output``'s extension), written atomically."""
     started = time.perf_counter()
     output = Path(output)
-    output_kind(output)
-    check_target(output, force)
+    _check_decode_target(output, force)
     container = read_file(input)
     out_size = parse_size(size, container.header)
     loaded = model or load_model(weights, device)

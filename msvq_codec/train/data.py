@@ -76,6 +76,19 @@ def prepare_video(source: Path, cache_root: Path, cache_size: int, fps: float, c
     return out
 
 
+def prepare_all(data_dir: Path, cache_root: Path, cache_size: int, log=print) -> list[Path]:
+    """``msvq prepare``: cache every video under ``data_dir`` at the default clip rate and length."""
+    from msvq_codec.config import ModelConfig
+
+    cfg = ModelConfig()
+    sources = find_inputs(data_dir)
+    out = []
+    for i, src in enumerate(sources):
+        log(f"prepare [{i + 1}/{len(sources)}] {src}")
+        out.append(prepare_video(src, cache_root, cache_size, cfg.fps, cfg.clip_frames))
+    return out
+
+
 # ---- splitting ------------------------------------------------------------------------------------------
 
 

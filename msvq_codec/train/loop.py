@@ -48,6 +48,8 @@ class RunOptions:
     vgg_weights: Path | None = None  # explicit VGG16 weights (see msvq_codec.vgg)
     resume: Path | None = None  # checkpoint to continue from
     max_val_clips: int = 0  # validate on at most this many clips (0: all)
+    stop_after: int = 0  # end this invocation after N steps with a checkpoint; the schedule is unchanged,
+    # so a later --resume continues as if never stopped (for pre-emptible jobs)
 
 
 
@@ -129,7 +131,7 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
 
     ckpt = load_checkpoint(options.resume) if options.resume else None
-    if ckpt is not None:
+    if ckpt is not None:  # a resumed run keeps the configs it started with
         model_config, config = configs_of(ckpt)
 
     torch.manual_seed(config.seed)
@@ -213,6 +215,7 @@ def train(
 
     log_file = (run_dir / "log.jsonl").open("a") if is_main else None
     started = time.monotonic()
+    first_step = step
     final = run_dir / "last.pt"
     stop = False
     while epoch < config.epochs and not stop:
@@ -258,7 +261,8 @@ def train(
             if on_step:
                 on_step(record)
             out_of_time = config.max_minutes and (time.monotonic() - started) / 60 >= config.max_minutes
-            if (config.max_steps and step >= config.max_steps) or out_of_time:
+            stopped_here = options.stop_after and step - first_step >= options.stop_after
+            if (config.max_steps and step >= config.max_steps) or out_of_time or stopped_here:
                 stop = True
                 break
         if not stop:

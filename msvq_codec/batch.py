@@ -1,0 +1,370 @@
+"""Folder runs: encode every input under a folder, or decode every ``.msvq`` under one, into a mirrored tree.
+
+    encode_folder(videos/, codes/)   videos/a/b/clip.avi -> codes/a/b/clip.msvq   (inputs: video.find_inputs)
+    decode_folder(codes/, out/)      codes/a/b/clip.msvq -> out/a/b/clip.mp4      (every *.msvq, recursive)
+
+Every file is done on its own: one that fails is reported (status ``failed`` and its message) and the rest
+are still done; the run's summary lists every file as ``ok``, ``skipped`` or ``failed``. Outputs are written
+atomically by the codec, so an interrupted run leaves no partial file, and ``skip_existing`` resumes it.
+
+``jobs > 1`` runs files in that many worker processes (spawned; each loads the model once and uses
+``cpu_count // jobs`` torch threads); ``jobs == 1`` runs in this process.
+
+Sharding (``shard=(K, N)``, written ``K/N`` on the command line, 0-based: ``0 <= K < N``): a file belongs to
+shard ``K`` when the first 8 bytes of SHA-256 of its path relative to the input folder (POSIX form, UTF-8),
+read as a big-endian integer, are ``K`` mod ``N``. So N machines given ``0/N`` .. ``N-1/N`` split one corpus
+without talking to each other, together they do every file exactly once, and a file's shard never changes
+when other files are added or removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import re
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from msvq_codec.errors import InputError, MsvqError, UsageError
+
+DECODE_EXTS = ("mp4", "avi", "mkv", "npy", "png")  # png: a folder of numbered PNG frames per file
+STATUSES = ("ok", "skipped", "failed")
+Shard = tuple[int, int]
+
+
+@dataclass
+class FileResult:
+    """What happened to one file of a folder run."""
+
+    input: str  # path relative to the input folder (POSIX form)
+    output: str  # path of the output written (or that would have been)
+    status: str  # "ok" | "skipped" | "failed"
+    frames: int | None = None
+    bytes: int | None = None  # encode: the .msvq size; decode: the output's size (a PNG folder: all its files)
+    seconds: float = 0.0
+    error: str | None = None  # the one-line message of a failure
+    detail: str | None = field(default=None, repr=False)  # traceback of an unexpected error (a bug)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("detail")
+        return d
+
+
+@dataclass
+class BatchSummary:
+    """Every file of a folder run, in sorted input order."""
+
+    mode: str  # "encode" | "decode"
+    input: str
+    output: str
+    shard: Shard | None
+    results: list[FileResult]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "input": self.input,
+            "output": self.output,
+            "shard": None if self.shard is None else f"{self.shard[0]}/{self.shard[1]}",
+            "total": len(self.results),
+            **{status: self.count(status) for status in STATUSES},
+            "frames": sum(r.frames or 0 for r in self.results if r.status == "ok"),
+            "bytes": sum(r.bytes or 0 for r in self.results if r.status == "ok"),
+            "seconds": self.seconds,
+            "files": [r.to_dict() for r in self.results],
+        }
+
+
+# Called as (done, total, result): once with (0, total, None) before the first file, then after each file.
+BatchProgress = Callable[[int, int, "FileResult | None"], None]
+
+
+# ---- sharding ----------------------------------------------------------------------------------------------
+
+
+def parse_shard(text: str | Shard | None) -> Shard | None:
+    """``"K/N"`` (0-based, ``0 <= K < N``) -> ``(K, N)``; UsageError otherwise. None stays None."""
+    if text is None:
+        return None
+    if isinstance(text, tuple):
+        k, n = text
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+        if not m:
+            raise UsageError(f"--shard must be K/N with 0 <= K < N (0-based, e.g. 0/4), not {text!r}")
+        k, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or not 0 <= k < n:
+        raise UsageError(f"--shard {k}/{n}: need N >= 1 and 0 <= K < N (shards are 0-based)")
+    return k, n
+
+
+def shard_of(relative: str | Path, n: int) -> int:
+    """The shard (0..n-1) of a file, from its path relative to the input folder."""
+    key = Path(relative).as_posix().encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % n
+
+
+# ---- planning ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    mode: str  # "encode" | "decode"
+    source: str  # absolute or as given
+    target: str
+    relative: str  # source relative to the input folder, POSIX form
+
+
+def find_msvq(root: Path) -> list[Path]:
+    """Every ``.msvq`` file under ``root`` (recursive, sorted; hidden files and folders skipped)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and f.lower().endswith(".msvq")]
+    return sorted(found)
+
+
+def check_ext(ext: str) -> str:
+    ext = ext.lower().lstrip(".")
+    if ext == "frames":
+        ext = "png"
+    if ext not in DECODE_EXTS:
+        raise UsageError(f"--ext must be one of {', '.join(DECODE_EXTS)} (png: a folder of PNG frames), not {ext!r}")
+    return ext
+
+
+def _target(out_root: Path, rel: Path, source: Path, mode: str, ext: str) -> Path:
+    if mode == "encode":
+        name = source.name + ".msvq" if source.is_dir() else rel.with_suffix(".msvq").name
+    else:
+        stem = rel.name[: -len(".msvq")]
+        name = stem if ext == "png" else f"{stem}.{ext}"
+    return out_root / rel.parent / name
+
+
+def plan(mode: str, input_dir: str | Path, output_dir: str | Path, ext: str = "mp4") -> list[Task]:
+    """Every (input, output) pair of a folder run, in sorted input order (before sharding)."""
+    root, out_root = Path(input_dir), Path(output_dir)
+    if not root.is_dir():
+        raise InputError(f"no such folder: {root}")
+    if out_root.exists() and not out_root.is_dir():
+        raise UsageError(f"the input is a folder, so the output must be a folder too, but {out_root} is a file")
+    if mode == "encode":
+        from msvq_codec.video import find_inputs
+
+        sources = find_inputs(root)
+    else:
+        sources = find_msvq(root)
+    out_abs, root_abs = out_root.resolve(), root.resolve()
+    if out_abs != root_abs and out_abs.is_relative_to(root_abs):  # outputs inside the input: not inputs
+        sources = [s for s in sources if not s.resolve().is_relative_to(out_abs)]
+    return [
+        Task(mode, str(s), str(_target(out_root, s.relative_to(root), s, mode, ext)), s.relative_to(root).as_posix())
+        for s in sources
+    ]
+
+
+# ---- running one file ----------------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}  # in a worker process: the loaded model, or the error loading it raised
+
+
+def _init_worker(weights: str | None, device: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        from msvq_codec.codec import load_model
+
+        _WORKER["model"] = load_model(weights, device)
+    except MsvqError as e:
+        _WORKER["error"] = str(e)
+    except Exception as e:  # noqa: BLE001 - reported per file rather than breaking the pool
+        _WORKER["error"] = f"{type(e).__name__}: {e}"
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return path.stat().st_size
+
+
+def run_task(task: Task, options: dict[str, Any], model=None) -> FileResult:
+    """Encode or decode one file; every failure becomes a ``failed`` result (never raises but on Ctrl-C)."""
+    from msvq_codec.codec import decode_file, encode_video
+
+    started = time.perf_counter()
+    target = Path(task.target)
+    try:
+        if model is None:
+            if "error" in _WORKER:
+                raise MsvqError(_WORKER["error"])
+            model = _WORKER["model"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if task.mode == "encode":
+            r = encode_video(task.source, target, model=model, **options)
+            frames, size = r.frames, r.bytes
+        else:
+            r = decode_file(task.source, target, model=model, **options)
+            frames, size = r.frames, _size(target)
+        return FileResult(task.relative, task.target, "ok", frames, size, time.perf_counter() - started)
+    except MsvqError as e:
+        return FileResult(task.relative, task.target, "failed", seconds=time.perf_counter() - started, error=str(e))
+    except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
+        msg = str(e).strip().splitlines()
+        return FileResult(
+            task.relative, task.target, "failed", seconds=time.perf_counter() - started,
+            error=f"{type(e).__name__}: {msg[0] if msg else ''}".rstrip(": "), detail=traceback.format_exc(),
+        )  # fmt: skip
+
+
+# ---- running a folder ----------------------------------------------------------------------------------------
+
+
+def run_batch(
+    mode: str,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    jobs: int = 1,
+    skip_existing: bool = False,
+    force: bool = False,
+    shard: str | Shard | None = None,
+    ext: str = "mp4",
+    progress: BatchProgress | None = None,
+    **options: Any,
+) -> BatchSummary:
+    """Encode (``mode="encode"``) or decode (``"decode"``) every file under ``input_dir`` into the mirrored
+    tree ``output_dir``. ``options`` go to ``codec.encode_video`` / ``codec.decode_file`` (codec, level,
+    batch_size, input_fps / fps, size). Raises only for a bad call (UsageError) or an input folder with
+    nothing to do (InputError); a failing file is a ``failed`` result."""
+    from msvq_codec.codec import load_model, resolve_device
+
+    started = time.perf_counter()
+    if mode not in ("encode", "decode"):
+        raise UsageError(f"mode must be encode or decode, not {mode!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UsageError(f"--jobs must be a positive integer, not {jobs!r}")
+    if skip_existing and force:
+        raise UsageError("--skip-existing and --force contradict each other: choose one")
+    shard = parse_shard(shard)
+    ext = check_ext(ext)
+    resolve_device(device)
+    check_options(mode, options)
+
+    tasks = plan(mode, input_dir, output_dir, ext)
+    if not tasks:
+        what = "videos (or .npy arrays or frame folders)" if mode == "encode" else ".msvq files"
+        raise InputError(f"no {what} found under {input_dir}")
+    results: dict[int, FileResult] = {}
+    seen: dict[str, str] = {}
+    todo: list[tuple[int, Task]] = []
+    for i, task in enumerate(tasks):  # over the whole corpus, so every shard sees the same collisions
+        first = seen.setdefault(task.target, task.relative)
+        if shard is not None and shard_of(task.relative, shard[1]) != shard[0]:
+            continue
+        if first != task.relative:
+            results[i] = FileResult(task.relative, task.target, "failed",
+                                    error=f"its output {task.target} is also the output of {first}")
+        elif skip_existing and os.path.lexists(task.target):
+            results[i] = FileResult(task.relative, task.target, "skipped")
+        else:
+            todo.append((i, task))
+    order = sorted(results.keys() | {i for i, _ in todo})
+    total, done = len(order), 0
+
+    def report(i: int, result: FileResult) -> None:
+        nonlocal done
+        results[i] = result
+        done += 1
+        if progress:
+            progress(done, total, result)
+
+    if progress:
+        progress(0, total, None)
+    for i in [i for i in order if i in results]:  # skipped and collided files first: no work
+        done += 1
+        if progress:
+            progress(done, total, results[i])
+    options = {**options, "force": force}
+    if todo:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        if jobs == 1 or len(todo) == 1:
+            model = load_model(weights, device)
+            for i, task in todo:
+                report(i, run_task(task, options, model))
+        else:
+            load_model(weights, "cpu")  # fail fast (missing or bad weights) before spawning workers
+            _run_pool(todo, options, weights, device, min(jobs, len(todo)), report)
+    results_list = [results[i] for i in order]
+    return BatchSummary(mode, str(input_dir), str(output_dir), shard, results_list, time.perf_counter() - started)
+
+
+def _run_pool(todo, options, weights, device, jobs, report) -> None:
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = multiprocessing.get_context("spawn")
+    weights = None if weights is None else str(weights)
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(weights, device, threads)) as pool:
+        pending = {pool.submit(run_task, task, options): (i, task) for i, task in todo}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    i, task = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as e:  # noqa: BLE001 - a worker died (out of memory, killed)
+                        result = FileResult(task.relative, task.target, "failed", error=f"worker failed: {type(e).__name__}: {e}")
+                    report(i, result)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def check_options(mode: str, options: dict[str, Any]) -> None:
+    """Refuse bad per-file options once, up front, rather than failing every file with the same error."""
+    from msvq_codec.codec import parse_codec, parse_size
+
+    allowed = {"batch_size"} | ({"codec", "level", "input_fps"} if mode == "encode" else {"fps", "size"})
+    unknown = set(options) - allowed
+    if unknown:
+        raise UsageError(f"unknown {mode} options: {', '.join(sorted(unknown))}")
+    batch = options.get("batch_size", 1)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UsageError(f"--batch-size must be a positive integer, not {batch!r}")
+    if mode == "encode":
+        parse_codec(options.get("codec", "zstd"), options.get("level"))
+        _check_rate(options.get("input_fps"), "--input-fps")
+    else:
+        _check_rate(options.get("fps"), "--fps")
+        size = options.get("size")
+        if size is not None and size != "source":
+            options["size"] = parse_size(size, None)  # type: ignore[arg-type]
+
+
+def _check_rate(value, name: str) -> None:
+    import math
+
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= 1000:
+        raise UsageError(f"{name} must be a frame rate in (0, 1000], not {value!r}")
+
+
+__all__ = ["BatchSummary", "FileResult", "Task", "find_msvq", "parse_shard", "check_ext", "check_options", "plan", "run_batch", "run_task", "shard_of"]

@@ -1,0 +1,122 @@
+"""The MS-VQ-VAE network: sizes, shapes, the coding path, and the EMA quantiser."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from msvq_codec.config import ModelConfig, model_preset
+from msvq_codec.model import MSVQVAE, count_parameters
+from msvq_codec.model.layers import stride_steps
+from msvq_codec.model.quantizer import EMAQuantizer
+
+
+def seeded(config: ModelConfig, seed: int = 0) -> MSVQVAE:
+    """A model whose codebooks were seeded from encoder outputs by one training-mode pass."""
+    torch.manual_seed(seed)
+    model = MSVQVAE(config)
+    model.train()
+    model(torch.rand(2, 3, config.clip_frames, config.clip_size, config.clip_size))
+    return model.eval()
+
+
+def test_default_config_has_the_papers_size():
+    # Paper Table 2: 18.5M parameters for the two-level model.
+    n = count_parameters(MSVQVAE(ModelConfig()))
+    assert 17e6 <= n <= 20e6, n
+
+
+def test_default_grids_give_035_bpp_before_entropy_coding():
+    cfg = ModelConfig()
+    assert cfg.grid("bottom") == (16, 16, 16)
+    assert cfg.grid("top") == (8, 8, 8)
+    bits = (16**3 + 8**3) * 10  # log2(1024) bits per index
+    assert bits / (32 * 64 * 64) == pytest.approx(0.3515625)
+
+
+@pytest.mark.parametrize("stride,steps", [((2, 4, 4), [(2, 2, 2), (1, 2, 2)]), ((1, 2, 2), [(1, 2, 2)]), ((1, 1, 1), [])])
+def test_stride_steps(stride, steps):
+    assert stride_steps(stride) == steps
+
+
+@pytest.mark.parametrize("preset", ["tiny"])
+@pytest.mark.parametrize("levels", [1, 2])
+def test_shapes_through_encode_and_decode(preset, levels):
+    cfg = dataclasses.replace(model_preset(preset), levels=levels)
+    model = seeded(cfg)
+    x = torch.rand(3, 3, 32, 64, 64)
+    out = model(x)
+    assert out.recon.shape == x.shape
+    codes = model.encode(x)
+    assert codes.bottom.shape == (3, *cfg.grid("bottom"))
+    if levels == 2:
+        assert codes.top.shape == (3, *cfg.grid("top"))
+    else:
+        assert codes.top is None
+    assert len(codes.by_level()) == levels
+    assert all(int(c.max()) < cfg.codebook_size and int(c.min()) >= 0 for c in codes.by_level())
+    y = model.decode(codes)
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_decode_of_encode_matches_the_training_forward_and_is_deterministic():
+    model = seeded(model_preset("tiny"))
+    x = torch.rand(2, 3, 32, 64, 64)
+    codes = model.encode(x)
+    with torch.no_grad():
+        forward = model(x).recon.clamp(0, 1)
+    assert torch.allclose(model.decode(codes), forward, atol=1e-5)
+    assert torch.equal(model.decode(codes), model.decode(codes))
+    assert all(torch.equal(a, b) for a, b in zip(model.encode(x).by_level(), codes.by_level()))
+
+
+def test_gradients_reach_the_encoder_through_the_quantiser():
+    model = MSVQVAE(model_preset("tiny"))
+    model.train()
+    out = model(torch.rand(1, 3, 32, 64, 64))
+    (out.recon.mean() + out.vq_loss).backward()
+    first_conv = model.enc_bottom[0]
+    assert first_conv.weight.grad is not None and first_conv.weight.grad.abs().sum() > 0
+
+
+def test_eval_mode_leaves_codebooks_alone():
+    model = seeded(model_preset("tiny"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.encode(torch.rand(1, 3, 32, 64, 64))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_quantiser_seeds_from_data_and_follows_ema():
+    torch.manual_seed(0)
+    q = EMAQuantizer(codebook_size=4, dim=2, decay=0.5, eps=1e-5, dead_threshold=0.5)
+    q.train()
+    centres = torch.tensor([[5.0, 5.0], [-5.0, 5.0], [5.0, -5.0], [-5.0, -5.0]])
+    z = centres.repeat(8, 1)  # [32, 2]
+    z = z.t().reshape(1, 2, 32, 1, 1)  # [b, d, t, h, w]
+    assert not bool(q.initialized)
+    for _ in range(60):  # two entries may seed on one centre; a restart then moves one of them
+        out = q(z)
+    assert bool(q.initialized)
+    # every entry ends up on one of the data points, the commitment loss on exact centres is zero
+    dist = torch.cdist(q.embed, centres).min(dim=1).values
+    assert float(dist.max()) < 1e-3
+    assert float(out.commitment) < 1e-5
+
+
+def test_dead_codes_are_restarted_from_encoder_outputs():
+    torch.manual_seed(0)
+    q = EMAQuantizer(codebook_size=8, dim=2, decay=0.9, eps=1e-5, dead_threshold=0.5)
+    q.train()
+    data = torch.randn(64, 2)
+    z = data.t().reshape(1, 2, 64, 1, 1)
+    q(z)  # seeds
+    q.embed[3] = torch.tensor([100.0, 100.0])  # far from every input: never chosen
+    q.embed_avg[3] = q.embed[3]
+    q.cluster_size[3] = 0.0  # and its usage has decayed away
+    q(z)
+    assert torch.cdist(q.embed[3:4], data).min() < 1e-4  # replaced by one of the inputs
+
+
+def test_perplexity_counts_codes_in_use():
+    q = EMAQuantizer(codebook_size=16, dim=2, decay=0.9, eps=1e-5, dead_threshold=1.0)
+    assert q.usage(torch.arange(4).repeat(10)) == pytest.approx(4.0, rel=1e-4)

@@ -1,0 +1,138 @@
+"""Training: the loss falls on generated clips, resume is exact, DDP keeps codebooks in sync, export works."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from msvq_codec.config import TrainConfig, model_preset
+from msvq_codec.model.weights import load_weights
+from msvq_codec.train.checkpoint import export, load_checkpoint
+from msvq_codec.train.data import build_split
+from msvq_codec.train.loop import RunOptions, train
+
+
+def moving_pattern(n_frames: int, seed: int, size: int = 80) -> np.ndarray:
+    """uint8 [n, size, size, 3]: a smooth colour pattern drifting across the frame."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    freq = rng.uniform(0.05, 0.2, 3)
+    frames = []
+    for t in range(n_frames):
+        chans = [np.sin(freq[c] * (xx + 1.5 * t) + phase[c]) * np.cos(freq[c] * (yy - t) + phase[c]) for c in range(3)]
+        frames.append(((np.stack(chans, -1) + 1) * 127.5).astype(np.uint8))
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    for i in range(4):
+        np.save(root / f"video{i}.npy", moving_pattern(70, seed=i))  # 2 full clips each at 16 fps
+    (root / "val.txt").write_text("video3.npy\n")
+    return root
+
+
+def run(data_dir, run_dir, steps, *, epochs=3, stop_after=0, resume=None, gamma=0.0, augment=False, lr=2e-3):
+    config = TrainConfig(gamma=gamma, lr=lr, batch_size=2, epochs=epochs, max_steps=steps, augment=augment, seed=1)
+    options = RunOptions(
+        data_dir, run_dir, "files", data_dir / "val.txt", cache_dir=run_dir.parent / "cache",
+        device="cpu", resume=resume, stop_after=stop_after,
+    )  # fmt: skip
+    return train(model_preset("tiny"), config, options, log=lambda _: None)
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_split_by_val_list(data_dir, tmp_path):
+    split = build_split(
+        data_dir, "files", tmp_path / "cache", clip_size=64, cache_size=64, fps=16.0, clip_frames=32, seed=0,
+        val_list=data_dir / "val.txt",
+    )  # fmt: skip
+    assert len(split.train) == 6 and len(split.val) == 2
+    assert {split.sources[r.video].name for r in split.val} == {"video3.npy"}
+
+
+def test_loss_falls_and_validation_psnr_rises(data_dir, tmp_path):
+    final = run(data_dir, tmp_path / "run", steps=30, epochs=10)
+    steps = [r for r in records(tmp_path / "run") if "loss" in r]
+    first, last = np.mean([r["loss"] for r in steps[:3]]), np.mean([r["loss"] for r in steps[-3:]])
+    assert last < 0.9 * first
+    history = load_checkpoint(final)["history"]
+    assert history[-1]["val_psnr"] > history[0]["val_psnr"]
+
+
+def test_resume_is_exact(data_dir, tmp_path):
+    straight = load_checkpoint(run(data_dir, tmp_path / "a", steps=6, augment=True))
+    part = run(data_dir, tmp_path / "b", steps=6, stop_after=4, augment=True)
+    assert load_checkpoint(part)["step"] == 4
+    resumed = load_checkpoint(run(data_dir, tmp_path / "b", steps=6, resume=part))
+    assert resumed["step"] == 6
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    assert straight["optimizer"]["state"][0]["exp_avg"].equal(resumed["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_perceptual_loss_trains_with_real_vgg(data_dir, tmp_path):
+    from msvq_codec.errors import WeightsError
+    from msvq_codec.vgg import load_vgg_weights
+
+    try:
+        load_vgg_weights()
+    except WeightsError:
+        pytest.skip("VGG16 weights not cached: run 'msvq fetch-vgg'")
+    run(data_dir, tmp_path / "perc", steps=2, gamma=0.4)
+    assert all(r["perc"] > 0 for r in records(tmp_path / "perc") if "perc" in r)
+
+
+def test_export_writes_weights_that_load(data_dir, tmp_path):
+    final = run(data_dir, tmp_path / "run", steps=2)
+    mid = export(final, tmp_path / "w.safetensors", {"note": "test"})
+    loaded = load_weights(tmp_path / "w.safetensors")
+    assert loaded.model_id == mid
+    assert loaded.metadata["steps"] == 2 and loaded.metadata["note"] == "test"
+    assert loaded.metadata["train_config"]["batch_size"] == 2
+
+
+def _quantiser_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    from msvq_codec.model.quantizer import EMAQuantizer
+
+    torch.manual_seed(rank)  # each process sees different data and draws different random numbers
+    q = EMAQuantizer(codebook_size=16, dim=4, decay=0.9, eps=1e-5, dead_threshold=0.5)
+    q.train()
+    for _ in range(5):
+        q(torch.randn(2, 4, 3, 4, 4) + rank)
+    torch.save(q.state_dict(), f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_codebook_statistics_are_reduced_across_processes(tmp_path):
+    port = 29500 + os.getpid() % 1000
+    mp.start_processes(_quantiser_worker, args=(2, port, str(tmp_path)), nprocs=2, start_method="spawn")
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_torchrun_two_gloo_processes(data_dir, tmp_path):
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                str(30500 + os.getpid() % 1000), "-m", "msvq_codec.train"]  # fmt: skip
+    args = ["--data", str(data_dir), "--val-list", str(data_dir / "val.txt"), "--run-dir", str(tmp_path / "ddp"),
+            "--cache-dir", str(tmp_path / "cache"), "--config", "tiny", "--no-perceptual", "--batch-size", "1",
+            "--max-steps", "3", "--device", "cpu"]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(torchrun + args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "ddp" / "last.pt")["step"] == 3
