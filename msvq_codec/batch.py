@@ -23,6 +23,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import shutil
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from msvq_codec.errors import InputError, MsvqError, UsageError
+from msvq_codec.outputs import PARTIAL_TAG
 
 DECODE_EXTS = ("mp4", "avi", "mkv", "npy", "png")  # png: a folder of numbered PNG frames per file
 STATUSES = ("ok", "skipped", "failed")
@@ -184,8 +186,11 @@ _WORKER: dict[str, Any] = {}  # in a worker process: the loaded model, or the er
 
 
 def _init_worker(weights: str | None, device: str, threads: int) -> None:
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     torch.set_num_threads(threads)
     try:
         from msvq_codec.codec import load_model
@@ -320,26 +325,48 @@ def _run_pool(todo, options, weights, device, jobs, report) -> None:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")
     weights = None if weights is None else str(weights)
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(weights, device, threads)) as pool:
-        pending = {pool.submit(run_task, task, options): (i, task) for i, task in todo}
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    i, task = pending.pop(future)
-                    try:
-                        result = future.result()
-                    except Exception as e:  # noqa: BLE001 - a worker died (out of memory, killed)
-                        result = FileResult(task.relative, task.target, "failed", error=f"worker failed: {type(e).__name__}: {e}")
-                    report(i, result)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(weights, device, threads))
+    pending = {pool.submit(run_task, task, options): (i, task) for i, task in todo}
+    try:
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                i, task = pending.pop(future)
+                try:
+                    result = future.result()
+                except Exception as e:  # noqa: BLE001 - a worker died (out of memory, killed)
+                    error = f"worker failed: {type(e).__name__}: {e}"
+                    result = FileResult(task.relative, task.target, "failed", error=error)
+                report(i, result)
+    except BaseException:  # Ctrl-C (or a failing progress callback): stop now, not after the queue
+        _stop_pool(pool, [task for _, task in pending.values()])
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_pool(pool: ProcessPoolExecutor, unfinished: list[Task]) -> None:
+    """Kill the workers and remove the temporary outputs they were writing (no partial output is left)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way to stop workers
+    for process in processes:
+        process.terminate()
+    pids = {str(process.pid) for process in processes}
+    pool.shutdown(wait=True, cancel_futures=True)
+    for task in unfinished:
+        target = Path(task.target)
+        for tmp in target.parent.glob(f".{glob_escape(target.stem)}{PARTIAL_TAG}*"):
+            if tmp.name[len(target.stem) + 1 + len(PARTIAL_TAG):].split("-")[0] in pids:
+                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?[])", r"[\1]", text)
 
 
 def check_options(mode: str, options: dict[str, Any]) -> None:
-    """Refuse bad per-file options once, up front, rather than failing every file with the same error."""
+    """Refuse bad per-file options once, up front, rather than failing every file with the same error.
+    A ``size`` of ``WxH`` is parsed in place to ``(W, H)``."""
     from msvq_codec.codec import parse_codec, parse_size
+    from msvq_codec.video.read import _check_rate  # the readers' own bounds for --input-fps
 
     allowed = {"batch_size"} | ({"codec", "level", "input_fps"} if mode == "encode" else {"fps", "size"})
     unknown = set(options) - allowed
@@ -350,21 +377,17 @@ def check_options(mode: str, options: dict[str, Any]) -> None:
         raise UsageError(f"--batch-size must be a positive integer, not {batch!r}")
     if mode == "encode":
         parse_codec(options.get("codec", "zstd"), options.get("level"))
-        _check_rate(options.get("input_fps"), "--input-fps")
-    else:
-        _check_rate(options.get("fps"), "--fps")
-        size = options.get("size")
-        if size is not None and size != "source":
-            options["size"] = parse_size(size, None)  # type: ignore[arg-type]
-
-
-def _check_rate(value, name: str) -> None:
-    import math
-
-    if value is None:
+        _check_rate(options.get("input_fps"), "--input-fps", allow_none=True)
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= 1000:
-        raise UsageError(f"{name} must be a frame rate in (0, 1000], not {value!r}")
+    fps = options.get("fps")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000):
+        raise UsageError(f"--fps must be a frame rate in (0, 1000], not {fps!r}")  # NaN fails too
+    size = options.get("size")
+    if size is not None and size != "source":
+        options["size"] = parse_size(size, None)  # type: ignore[arg-type]
 
 
-__all__ = ["BatchSummary", "FileResult", "Task", "find_msvq", "parse_shard", "check_ext", "check_options", "plan", "run_batch", "run_task", "shard_of"]
+__all__ = [
+    "BatchSummary", "FileResult", "Task", "check_ext", "check_options", "find_msvq", "parse_shard", "plan",
+    "run_batch", "run_task", "shard_of",
+]  # fmt: skip

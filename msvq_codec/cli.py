@@ -78,6 +78,13 @@ JOBS_HELP = "Folder input: files in parallel, in this many worker processes."
 SKIP_HELP = "Folder input: leave files whose output exists (resume a run)."
 SHARD_HELP = "Folder input: do only shard K of N (0-based, 0 <= K < N; by a hash of each relative path)."
 JSON_HELP = "Print a JSON record (folder input: the summary) on stdout instead of the table."
+ENCODE_INPUT_HELP = "Video file, .npy array, frame folder, or a folder of those (searched recursively)."
+ENCODE_OUTPUT_HELP = ".msvq file to write (an existing folder: INPUT's name in it; a folder input: the output folder)."
+DECODE_INPUT_HELP = ".msvq file, or a folder of them (searched recursively)."
+DECODE_OUTPUT_HELP = ".mp4/.avi/.mkv/.npy, or a path with no suffix for PNG frames (a folder input: the output folder)."
+LEVEL_HELP = "Compression level (zstd 1..22, default 19; deflate 0..9, default 9)."
+SIZE_HELP = "Resize frames: WxH, or 'source' for the input's size (default: the clips' 64x64)."
+EXT_HELP = "Folder input: output kind, mp4 | avi | mkv | npy | png (a folder of PNGs per file). Default mp4."
 
 
 def _progress_bar(unit: str):
@@ -162,12 +169,14 @@ def _print_summary(summary: Any) -> None:
     )  # fmt: skip
 
 
-def _single_only(shard: Optional[str], **others: Any) -> None:
+def _single_only(shard: Optional[str], skip_existing: bool, force: bool, **others: Any) -> None:
     """Folder-only options given with a single input: a usage error rather than silently ignored."""
     from msvq_codec.batch import parse_shard
     from msvq_codec.errors import UsageError
 
     parse_shard(shard)  # a bad value is reported as such first
+    if skip_existing and force:
+        raise UsageError("--skip-existing and --force contradict each other: choose one")
     for name, value in {"--shard": shard, **others}.items():
         if value is not None:
             raise UsageError(f"{name} is for folder inputs only")
@@ -183,12 +192,12 @@ def _skipped(input: Path, output: Path, json_out: bool) -> None:
 @app.command()
 @guarded
 def encode(
-    input: Path = typer.Argument(..., metavar="INPUT", help="Video file, .npy array, frame folder, or a folder of those."),
-    output: Path = typer.Argument(..., metavar="OUTPUT", help=".msvq file to write (a folder input: the output folder)."),
+    input: Path = typer.Argument(..., metavar="INPUT", help=ENCODE_INPUT_HELP),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help=ENCODE_OUTPUT_HELP),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     codec: str = typer.Option("zstd", "--codec", help="Stream compressor: zstd | deflate."),
-    level: Optional[int] = typer.Option(None, "--level", help="Compression level (zstd 1..22, default 19; deflate 0..9, default 9)."),
+    level: Optional[int] = typer.Option(None, "--level", help=LEVEL_HELP),
     batch_size: int = typer.Option(4, "--batch-size", help="Clips per forward pass."),
     input_fps: Optional[float] = typer.Option(None, "--input-fps", help="Take the input to be at this frame rate."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
@@ -209,7 +218,7 @@ def encode(
         _run_folder("encode", input, output, json_out, weights=weights, device=device, jobs=jobs,
                     skip_existing=skip_existing, force=force, shard=shard, **options)  # fmt: skip
         return
-    _single_only(shard)
+    _single_only(shard, skip_existing, force)
     if output.is_dir():  # like cp: into the folder, under the input's name
         output = output / ((input.name if input.is_dir() else input.stem) + ".msvq")
     if skip_existing and output.exists():
@@ -238,14 +247,14 @@ def encode(
 @app.command()
 @guarded
 def decode(
-    input: Path = typer.Argument(..., metavar="INPUT", help=".msvq file, or a folder of them (searched recursively)."),
-    output: Path = typer.Argument(..., metavar="OUTPUT", help=".mp4/.avi/.mkv/.npy, or a path with no suffix for PNG frames; a folder input: the output folder."),
+    input: Path = typer.Argument(..., metavar="INPUT", help=DECODE_INPUT_HELP),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help=DECODE_OUTPUT_HELP),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the output video (default: the clips' 16)."),
-    size: Optional[str] = typer.Option(None, "--size", metavar="WxH|source", help="Resize frames (default: the clips' 64x64)."),
+    size: Optional[str] = typer.Option(None, "--size", metavar="WxH|source", help=SIZE_HELP),
     batch_size: int = typer.Option(4, "--batch-size", help="Clips per forward pass."),
-    ext: Optional[str] = typer.Option(None, "--ext", help="Folder input: output kind, mp4 | avi | mkv | npy | png (PNG folders). Default mp4."),
+    ext: Optional[str] = typer.Option(None, "--ext", help=EXT_HELP),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     jobs: int = typer.Option(1, "--jobs", "-j", help=JOBS_HELP),
     skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
@@ -262,9 +271,10 @@ def decode(
     lib.resolve_device(device)
     if input.is_dir():
         _run_folder("decode", input, output, json_out, weights=weights, device=device, jobs=jobs,
-                    skip_existing=skip_existing, force=force, shard=shard, ext=check_ext(ext or "mp4"), **options)  # fmt: skip
+                    skip_existing=skip_existing, force=force, shard=shard, ext=check_ext(ext or "mp4"),
+                    **options)  # fmt: skip
         return
-    _single_only(shard, **{"--ext": ext})
+    _single_only(shard, skip_existing, force, **{"--ext": ext})
     if skip_existing and output.exists():
         return _skipped(input, output, json_out)
     total = None
@@ -316,10 +326,8 @@ def info(
         if key == "levels":
             for i, lv in enumerate(value):
                 t, h, w = lv["grid"]
-                table.add_row(
-                    f"level {i}",
-                    f"grid {t}x{h}x{w}, K={lv['codebook_size']} ({lv['bits_per_index']} bits), {lv['n_indices']} indices",
-                )
+                bits = f"K={lv['codebook_size']} ({lv['bits_per_index']} bits)"
+                table.add_row(f"level {i}", f"grid {t}x{h}x{w}, {bits}, {lv['n_indices']} indices")
             continue
         table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
     out.print(table)
@@ -353,6 +361,7 @@ def train(
     lr: float = typer.Option(2e-4, help="Adam learning rate (cosine-annealed)."),
     gamma: float = typer.Option(0.4, help="Perceptual loss weight."),
     no_perceptual: bool = typer.Option(False, "--no-perceptual", help="gamma = 0 (the paper's ablation)."),
+    perceptual_norm: str = typer.Option("channel", help="VGG features: channel (unit length, as LPIPS) | none."),
     codebook_size: Optional[int] = typer.Option(None, help="Override the preset's codebook size (e.g. 512)."),
     max_steps: int = typer.Option(0, help="Stop after this many steps (0: no limit)."),
     max_minutes: float = typer.Option(0.0, help="Stop after this many minutes (0: no limit)."),
@@ -381,6 +390,7 @@ def train(
         model_config = dataclasses.replace(model_config, codebook_size=codebook_size)
     train_config = TrainConfig(
         gamma=0.0 if no_perceptual else gamma,
+        perceptual_norm=perceptual_norm,
         lr=lr,
         batch_size=batch_size,
         epochs=epochs,
@@ -447,5 +457,65 @@ def export(
     out.print(f"wrote {output} (model ID {mid.hex()})")
 
 
+@app.command()
+@guarded
+def bench(
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT", help="Videos, frame folders, .npy, or folders of them."),
+    weights: Optional[list[Path]] = typer.Option(None, "--weights", help="Weights (repeat to compare models)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    batch_size: int = typer.Option(4, min=1, help="Clips per forward pass."),
+    classic: bool = typer.Option(True, "--classic/--no-classic", help="Also run classic codecs via ffmpeg."),
+    codecs: str = typer.Option("x264,x265,svtav1,vp9", help="Classic codecs to run."),
+    crf: Optional[list[str]] = typer.Option(None, "--crf", help="CRF list, '18,28,38' or 'x264=18,28' (repeatable)."),
+    per_clip: bool = typer.Option(True, "--per-clip/--no-per-clip", help="Each 2-s clip its own stream."),
+    per_video: bool = typer.Option(True, "--per-video/--no-per-video", help="Each video one stream."),
+    lpips: Optional[bool] = typer.Option(None, "--lpips/--no-lpips", help="Require or skip LPIPS (default: auto)."),
+    vgg_weights: Optional[Path] = typer.Option(None, help="VGG16 weights for LPIPS (else the cache; see fetch-vgg)."),
+    max_clips: int = typer.Option(0, min=0, help="Evaluate at most N clips (0: all)."),
+    include_partial: bool = typer.Option(False, "--include-partial", help="Also score each video's padded last clip."),
+    input_fps: Optional[float] = typer.Option(None, help="Frame rate of the inputs, overriding what they declare."),
+    json_file: Optional[Path] = typer.Option(None, "--json", help="Write every record and the summary as JSON."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Rate-distortion curves (PNG; needs matplotlib)."),
+    frames: Optional[Path] = typer.Option(None, "--frames", help="Frames side by side (PNG; needs matplotlib)."),
+) -> None:
+    """Measure msvq (rates, PSNR/SSIM/LPIPS, speed) against classic codecs on the same clips (see benchmarks/)."""
+    from msvq_codec.bench import BenchOptions, run_bench
+    from msvq_codec.bench import report
+    from msvq_codec.bench.classic import parse_codecs, parse_crfs
+    from msvq_codec.errors import UsageError
+    from msvq_codec.outputs import check_target
+
+    chosen = parse_codecs(codecs)
+    modes = tuple(m for m, on in (("per-clip", per_clip), ("per-video", per_video)) if on)
+    if not modes:
+        raise UsageError("--no-per-clip and --no-per-video leave nothing to measure")
+    for option, path in (("--plot", plot), ("--frames", frames)):
+        if path is not None:
+            report.require_matplotlib(option)
+    for path in (json_file, plot, frames):
+        if path is not None:
+            check_target(path, force=True)  # a missing folder fails now, not after the run
+    options = BenchOptions(
+        inputs=tuple(inputs), weights=tuple(weights or ()), device=device, batch_size=batch_size, classic=classic,
+        codecs=tuple(c.name for c in chosen), crfs=parse_crfs(list(crf or []), chosen), modes=modes,
+        lpips={None: "auto", True: "on", False: "off"}[lpips], vgg_weights=vgg_weights, max_clips=max_clips,
+        include_partial=include_partial, input_fps=input_fps,
+    )  # fmt: skip
+    result = run_bench(options, log=lambda m: STATE["quiet"] or err.print(m, highlight=False, soft_wrap=True))
+    report.print_report(out, result)
+    for path, write in ((json_file, report.write_json), (plot, report.plot_rd), (frames, report.frames_picture)):
+        if path is not None:
+            write(path, result)
+            out.print(f"wrote {path}", highlight=False)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # unwinds through every `finally`: no temporary output is left behind
+
+
 def main() -> None:
+    import signal
+
+    # SIGTERM (kill, timeout, a job scheduler) is handled like Ctrl-C: cleanup runs, exit status 130.
+    signal.signal(signal.SIGTERM, _terminated)
     app()

@@ -17,7 +17,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from msvq_codec.container import CODEC_LEVELS, Container, Header, LevelInfo, StreamCodec, default_level, from_bytes, to_bytes
+from msvq_codec.container import (
+    CODEC_LEVELS, Container, Header, LevelInfo, StreamCodec, default_level, from_bytes, to_bytes,
+)  # fmt: skip
 from msvq_codec.errors import FormatError, InputError, UsageError, WeightsMismatch
 from msvq_codec.model.vqvae import Codes
 from msvq_codec.model.weights import LoadedModel, load_weights
@@ -163,10 +165,10 @@ def check_compatible(header: Header, loaded: LoadedModel) -> None:
         )
     cfg = loaded.model.config
     expected = tuple(LevelInfo(cfg.grid(name), cfg.codebook_size) for name in cfg.level_names)
-    if header.levels != expected or (header.clip_frames, header.clip_height, header.clip_width) != (
-        cfg.clip_frames, cfg.clip_size, cfg.clip_size
+    if header.levels != expected or (header.clip_frames, header.clip_height, header.clip_width, header.fps) != (
+        cfg.clip_frames, cfg.clip_size, cfg.clip_size, cfg.fps
     ):  # fmt: skip
-        raise FormatError("the file's grids or clip shape do not match its model's configuration")
+        raise FormatError("the file's grids, clip shape or frame rate do not match its model's configuration")
 
 
 def decode_frames(
@@ -185,6 +187,8 @@ def decode_frames(
 
 def read_file(path: str | Path) -> Container:
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a .msvq file")
     if not path.is_file():
         raise InputError(f"no such file: {path}")
     size = path.stat().st_size
@@ -262,7 +266,10 @@ def parse_size(size: str | tuple[int, int] | None, header: Header) -> tuple[int,
     if size is None or isinstance(size, tuple):
         return size
     if size == "source":
-        return (header.source_width, header.source_height)
+        w, h = header.source_width, header.source_height
+        if not (1 <= w <= 16384 and 1 <= h <= 16384):  # the header allows up to 2**32 - 1
+            raise UsageError(f"--size source: the file records a {w}x{h} source, beyond 16384 a side; give --size WxH")
+        return (w, h)
     try:
         w, h = (int(v) for v in size.lower().split("x"))
     except ValueError:

@@ -103,6 +103,8 @@ class TrainConfig:
     # --- objective (paper Section 4.2): L = L_recon + beta * L_VQ + gamma * L_perc ---
     beta: float = 1.0  # weight of the VQ commitment loss
     gamma: float = 0.4  # weight of the VGG16 perceptual loss (0 disables VGG entirely)
+    perceptual_norm: str = "channel"  # "channel": unit-length VGG features per position (as LPIPS);
+    # "none": raw features, the paper read literally (stalls training here; see msvq_codec.vgg)
     # --- optimiser and schedule ---
     lr: float = 2e-4  # Adam learning rate at the start of the cosine schedule
     adam_betas: tuple[float, float] = (0.9, 0.999)  # Adam (beta1, beta2)

@@ -17,7 +17,8 @@ from typing import Iterator
 
 from msvq_codec.errors import OutputExists, UsageError
 
-PARTIAL_TAG = ".partial-"  # temporary names: .<name>.partial-<pid>-<random><suffix>
+PARTIAL_TAG = "-partial-"  # temporary names: .<stem>-partial-<pid>-<random><suffix>; no dot of its own, so
+# a suffix-less target (a PNG folder) gets a suffix-less temporary name and writers see the same kind
 
 
 def temp_name(target: Path) -> Path:

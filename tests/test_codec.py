@@ -99,7 +99,7 @@ def test_decoded_frames_match_model_decode(loaded):
     """Decoding bytes equals decoding the model's own codes of the same clips (nothing lost in the file)."""
     clips = [np.random.default_rng(1).integers(0, 256, (32, 64, 64, 3), dtype=np.uint8)]
     indices = codec.encode_clips(loaded, clips)
-    frames = np.stack(list(codec.decode_clips(loaded, indices)))
+    frames = np.concatenate(list(codec.decode_clips(loaded, indices)))  # clips [T, H, W, 3], one at a time
     x = torch.from_numpy(np.stack(clips)).permute(0, 4, 1, 2, 3).float() / 255
     want = (loaded.model.decode(loaded.model.encode(x)) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
     np.testing.assert_array_equal(frames, want.numpy()[0])

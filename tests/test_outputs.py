@@ -16,6 +16,7 @@ def listing(folder: Path) -> list[str]:
 
 
 def test_temp_name_is_hidden_sibling_with_same_suffix(tmp_path):
+    assert temp_name(tmp_path / "frames").suffix == ""  # a PNG folder stays suffix-less
     target = tmp_path / "clip.mp4"
     tmp = temp_name(target)
     assert tmp.parent == tmp_path

@@ -112,3 +112,15 @@ def test_features_network_stops_at_its_last_tap():
     assert net.names == ["conv1_1", "conv1_2", "conv2_1", "conv2_2"]
     outs = net(torch.rand(1, 3, 16, 16))
     assert [o.shape[1] for o in outs] == [64, 128]
+
+
+def test_channel_normalised_loss_ignores_feature_scale_but_raw_does_not():
+    loss_norm = PerceptualLoss(real_weights(), "channel")
+    loss_raw = PerceptualLoss(real_weights(), "none")
+    clip = photo()[:, :, None].repeat(1, 1, 2, 1, 1)  # [1, 3, 2, 64, 64]
+    darker = clip * 0.5
+    # unit-length features change less under a global contrast change than raw ones do, relative to size
+    assert float(loss_norm(darker, clip)) < 0.5
+    assert float(loss_raw(darker, clip)) > float(loss_norm(darker, clip))
+    with pytest.raises(ValueError):
+        PerceptualLoss(real_weights(), "layer")

@@ -33,7 +33,8 @@ class Scorer:
 
     def __init__(self, lpips: LPIPS | None = None, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
-        self.lpips = lpips.to(self.device).eval() if lpips is not None else None
+        # channels_last: the same numbers, about twice as fast for VGG16 on CPU
+        self.lpips = lpips.to(self.device, memory_format=torch.channels_last).eval() if lpips is not None else None
 
     @classmethod
     def create(cls, mode: str, device: str | torch.device, vgg_weights=None) -> tuple["Scorer", str | None]:
@@ -55,7 +56,7 @@ class Scorer:
     def _features(self, frames: np.ndarray) -> list[torch.Tensor]:
         net = self.lpips
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)  # [n, 3, H, W] in [0, 1]
+        x = x.permute(0, 3, 1, 2).float().div_(255.0).contiguous(memory_format=torch.channels_last)  # [n, 3, H, W]
         with torch.inference_mode():
             feats = net.net(((x * 2 - 1) - net.shift) / net.scale)
             return [f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10) for f in feats]  # unit length

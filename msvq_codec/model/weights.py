@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,6 +23,7 @@ from typing import Any, NamedTuple
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch.overrides import TorchFunctionMode
 
 from msvq_codec.config import ModelConfig
 from msvq_codec.errors import MsvqError, WeightsError
@@ -87,6 +89,47 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise WeightsError(f"{path} is not a safetensors weights file ({err})") from None
 
 
+class _AllocationBudget(TorchFunctionMode):
+    """While a model is built from a file's config: refuse, before allocating, tensors beyond ``limit``
+    elements in all, so that a crafted config cannot take more memory than its own file could fill."""
+
+    FACTORIES = (torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn)
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.left = limit
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.FACTORIES:
+            if "size" in kwargs:
+                size = kwargs["size"]
+            elif func is torch.full or (args and not isinstance(args[0], int)):
+                size = args[0]
+            else:
+                size = args
+            self.left -= math.prod(max(int(n), 0) for n in size)
+            if self.left < 0:
+                raise WeightsError("the config asks for more tensor elements than the file holds")
+        return func(*args, **kwargs)
+
+
+def build_model(path: Path, config: ModelConfig, state: dict[str, torch.Tensor]) -> MSVQVAE:
+    """The model ``config`` describes, built within what the file's tensors could fill: a crafted config
+    (negative or huge widths, a million residual blocks) is a WeightsError, not a crash, a hang or a swap."""
+    blocks = config.n_res_blocks
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or not 0 <= blocks <= len(state):
+        raise WeightsError(f"{path}: malformed weights (n_res_blocks {blocks!r} for {len(state)} tensors)")
+    budget = 2 * sum(t.numel() for t in state.values()) + (1 << 20)  # the model, and its init's temporaries
+    try:
+        with _AllocationBudget(budget):
+            return MSVQVAE(config)
+    except WeightsError as err:
+        raise WeightsError(f"{path}: malformed weights ({err})") from None
+    except (MsvqError, RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as err:
+        raise WeightsError(f"{path}: malformed weights (config: {str(err).splitlines()[0]})") from None
+
+
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the model a weights file describes, verify its ID, and move it to ``device`` in eval mode."""
     path = Path(path)
@@ -102,7 +145,7 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> Loaded
         state = load_file(str(path))
     except (MsvqError, SafetensorError, ValueError, TypeError, OSError) as err:
         raise WeightsError(f"{path}: malformed weights ({err})") from None
-    model = MSVQVAE(config)
+    model = build_model(path, config, state)
     mid = model_id(config, state, model.decoder_state_keys())
     if mid.hex() != meta.get("msvq_model_id"):
         raise WeightsError(f"{path}: tensors do not match the recorded model ID (file altered or corrupt)")

@@ -18,15 +18,16 @@ import dataclasses
 import json
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from msvq_codec.config import ModelConfig, TrainConfig
-from msvq_codec.errors import WeightsError
+from msvq_codec.errors import MsvqError, WeightsError
 from msvq_codec.model.vqvae import MSVQVAE
-from msvq_codec.model.weights import save_weights
+from msvq_codec.model.weights import build_model, save_weights
 
 CHECKPOINT_FORMAT = 1
 
@@ -59,9 +60,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise WeightsError(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise beside the one-line error
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - every way a checkpoint can be unreadable is one user error
-        raise WeightsError(f"{path} is not a readable msvq checkpoint ({str(err).splitlines()[0]})") from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+        if lines[0].startswith("Weights only load failed"):  # torch's advice (weights_only=False) is unsafe
+            found = next((line for line in lines[1:] if "GLOBAL" in line or "nsupported" in line), "")
+            raise WeightsError(f"{path} is not a readable msvq checkpoint: it holds objects other than tensors "
+                               f"and plain data, and was not loaded ({found.rstrip('.')})") from None
+        raise WeightsError(f"{path} is not a readable msvq checkpoint ({lines[0]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise WeightsError(f"{path} is not an msvq checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt
@@ -75,16 +83,25 @@ def configs_of(ckpt: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
 def export(checkpoint: str | Path, out: str | Path, note: dict[str, Any] | None = None) -> bytes:
     """Checkpoint -> fp16 safetensors weights with config and provenance; returns the model ID."""
     ckpt = load_checkpoint(checkpoint)
-    model_config, train_config = configs_of(ckpt)
-    model = MSVQVAE(model_config)
-    model.load_state_dict(ckpt["model"])
-    history = ckpt.get("history") or []
-    provenance = {
-        "checkpoint": Path(checkpoint).name,
-        "steps": ckpt["step"],
-        "epochs_completed": ckpt["epoch"],
-        "train_config": dataclasses.asdict(train_config),
-        "validation": history[-1] if history else None,
-        **(note or {}),
-    }
+    try:  # a checkpoint that loads but lacks a field, or whose config and tensors disagree, is malformed
+        model_config, train_config = configs_of(ckpt)
+        state = ckpt["model"]
+        if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+            raise TypeError("'model' is not a state_dict of tensors")
+        model = build_model(Path(checkpoint), model_config, state)
+        model.load_state_dict(state)
+        history = ckpt.get("history") or []
+        provenance = {
+            "checkpoint": Path(checkpoint).name,
+            "steps": int(ckpt["step"]),
+            "epochs_completed": int(ckpt["epoch"]),
+            "train_config": dataclasses.asdict(train_config),
+            "validation": history[-1] if history else None,
+            **(note or {}),
+        }
+    except WeightsError:
+        raise
+    except (MsvqError, KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
+        first = (str(err).splitlines() or [""])[0]
+        raise WeightsError(f"{checkpoint} is not a complete msvq checkpoint ({type(err).__name__}: {first})") from None
     return save_weights(out, model, provenance)

@@ -165,7 +165,7 @@ def train(
 
     model = MSVQVAE(model_config).to(device)
     perceptual = (
-        PerceptualLoss(load_vgg_weights(options.vgg_weights)).to(device) if config.gamma > 0 else None
+        PerceptualLoss(load_vgg_weights(options.vgg_weights), config.perceptual_norm).to(device) if config.gamma > 0 else None
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.adam_betas)
     steps_per_epoch = math.ceil(len(train_set) / world / config.batch_size)

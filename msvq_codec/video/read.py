@@ -4,7 +4,7 @@ Inputs (see :func:`probe`):
 
 * a video file anything OpenCV's FFmpeg backend decodes (``VIDEO_EXTENSIONS`` lists the usual ones; a
   file with another suffix is still tried). Its frame rate is the container's; where that is 0, NaN,
-  negative or absurd (1000 fps or more), and for raw ``.264``/``.h264`` streams (which store none), 25 fps is
+  negative or absurd (1000 fps or more, or under 0.001 fps), and for raw ``.264``/``.h264`` streams (which store none), 25 fps is
   taken. The frame count the container declares is never trusted: frames are read until the decoder stops.
 * a *frame folder*: a folder of numbered images (``0001.jpg``, ``frame_12.png`` ...), ordered by the
   last number in each name; images without a number are ignored. Grayscale, alpha and 16-bit images
@@ -35,6 +35,10 @@ import numpy as np
 
 from msvq_codec.errors import InputError, UsageError
 
+# FFmpeg's own log lines ("moov atom not found", "partial file") would otherwise reach stderr beside msvq's
+# one-line errors. OpenCV reads this once, when its FFmpeg backend starts; set it (e.g. to 24) to see them.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 VIDEO_EXTENSIONS = {
     ".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".264", ".h264", ".flv", ".wmv",
 }
@@ -44,6 +48,7 @@ RAW_STREAM_EXTENSIONS = {".264", ".h264"}  # elementary streams: no frame rate s
 DEFAULT_FPS = 25.0  # taken where a source stores no usable frame rate
 NPY_FPS = 16.0  # a .npy array is taken to be at the clip rate already
 MAX_FPS = 1000.0  # a declared rate this high is treated as missing
+MIN_FPS = 0.001  # and one this low (16000 clip frames per source frame; below 1/2002, _rate() would be 0)
 
 _NUMBER = re.compile(r"\d+")
 
@@ -102,11 +107,11 @@ def _probe_video(p: Path, input_fps: float | None) -> SourceInfo:
 
 
 def _declared_fps(fps: float, suffix: str) -> float:
-    """The container's rate, or 25 fps for a raw stream or a rate that is 0, NaN, negative or >= 1000.
+    """The container's rate, or 25 fps for a raw stream or a rate that is 0, NaN, negative, < 0.001 or >= 1000.
 
     (Matroska/WebM files with a 1 ms time base and no usable rate are reported as exactly 1000 fps.)
     """
-    if suffix.lower() in RAW_STREAM_EXTENSIONS or not (0 < fps < MAX_FPS):  # NaN fails this too
+    if suffix.lower() in RAW_STREAM_EXTENSIONS or not (MIN_FPS <= fps < MAX_FPS):  # NaN fails this too
         return DEFAULT_FPS
     return float(fps)
 
@@ -375,5 +380,5 @@ def _check_rate(value, name: str, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or not (0 < value <= MAX_FPS):
-        raise UsageError(f"{name} must be a frame rate in (0, {MAX_FPS:g}], not {value!r}")
+            or not math.isfinite(value) or not (MIN_FPS <= value <= MAX_FPS):
+        raise UsageError(f"{name} must be a frame rate in [{MIN_FPS:g}, {MAX_FPS:g}], not {value!r}")

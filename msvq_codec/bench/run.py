@@ -1,0 +1,410 @@
+"""``msvq bench``'s work: every clip through msvq's real path and through classic codecs, scored the same way.
+
+For each input video (read once, cut into clips as ``msvq encode`` cuts them, see ``clips``):
+
+* msvq, per model: all the video's clips -> ``encode_clips`` -> ``.msvq`` bytes (zstd, the bytes ``msvq encode``
+  writes for that input) -> ``roundtrip_bytes`` -> frames. The same indices are also serialised with DEFLATE,
+  as one file per evaluated clip (*per-clip*: a header per 2-second clip) and as one file for the evaluated
+  prefix of the video (*per-video*; with every clip evaluated, that is exactly ``msvq encode``'s file). A
+  per-clip file is read back and must give the same indices, so it decodes to the same frames.
+* classic codecs (``classic``), per codec and CRF: one stream per evaluated clip (*per-clip*) and one stream
+  for the evaluated frames of the video (*per-video*), each decoded back.
+* every reconstruction is scored against the source clip (``score``): PSNR, SSIM, LPIPS over the real frames.
+
+Rates: ``bits / (frames x H x W)`` over the real frames (file bits, headers included); msvq adds the paper's
+formula, ``sum_levels N log2 K / (T H W)`` over its (padded) clips. Totals are total bits over total pixels;
+distortions are means over clips of the per-clip means over frames (paper Section 4.3).
+
+Speed: encode (clips -> bytes) and decode (bytes -> frames) are timed separately per video after one
+untimed warm-up batch per model; frames/s counts the frames decoding returns. Peak memory is
+``torch.cuda.max_memory_allocated`` over the msvq encode and decode on a GPU, else the process's peak
+resident set (``ru_maxrss``), which also holds the inputs and the LPIPS network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import resource
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from msvq_codec import __version__
+from msvq_codec.bench.bdrate import bd_rate
+from msvq_codec.bench.classic import CODECS, ClassicError, Codec, encode_decode, ffmpeg_path, ffmpeg_version
+from msvq_codec.bench.classic import missing_encoders
+from msvq_codec.bench.clips import Video, iter_videos
+from msvq_codec.bench.score import Scorer, mean
+from msvq_codec.codec import DEFAULT_BATCH, decode_clips, default_weights, encode_clips, load_model, resolve_device
+from msvq_codec.codec import roundtrip_bytes
+from msvq_codec.config import ModelConfig
+from msvq_codec.container import Header, LevelInfo, StreamCodec, default_level, from_bytes, to_bytes
+from msvq_codec.errors import InputError, UsageError
+from msvq_codec.model.weights import LoadedModel
+
+MODES = ("per-clip", "per-video")
+RAW_BPP = 24.0  # raw 8-bit RGB
+DEFINITIONS = {
+    "bpp": "file bits (headers included) / (real frames x H x W), at 64x64 and 16 fps",
+    "bpp_paper": "msvq: sum over levels of N log2 K / (T H W), the paper's formula, over the padded clips",
+    "bpp_deflate": "msvq: as bpp, with the .msvq streams compressed by DEFLATE instead of zstd",
+    "ratio_raw": "24 / bpp: raw 24-bit RGB at 64x64, 16 fps, over the stream's bits",
+    "ratio_source": "msvq: bytes of the input files / bytes of their whole .msvq files (msvq encode's output)",
+    "psnr": "dB, L = 255, per frame, mean over each clip, then over clips (inf: every frame identical)",
+    "ssim": "scikit-image structural_similarity per frame (7x7, channels averaged), means as psnr",
+    "lpips": "LPIPS (VGG16 with the published linear heads) per frame in [0, 1], means as psnr",
+    "bd_rate": "Bjontegaard delta rate of msvq against the codec at equal quality; +0.1 = 10 % more bits",
+}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    inputs: tuple[Path, ...]
+    weights: tuple[Path, ...] = ()  # empty: codec.default_weights()
+    device: str = "auto"
+    batch_size: int = DEFAULT_BATCH
+    classic: bool = True
+    codecs: tuple[str, ...] = tuple(CODECS)
+    crfs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per codec; a missing one takes its default
+    modes: tuple[str, ...] = MODES
+    lpips: str = "auto"  # auto | on | off
+    vgg_weights: Path | None = None
+    max_clips: int = 0  # 0: every clip
+    include_partial: bool = False
+    input_fps: float | None = None
+
+
+@dataclass
+class BenchResult:
+    settings: dict[str, Any]
+    videos: list[dict[str, Any]]
+    models: list[dict[str, Any]]
+    clips: list[dict[str, Any]]  # one record per (system, mode, CRF, clip)
+    streams: list[dict[str, Any]]  # one record per (system, per-video, CRF, video)
+    summary: list[dict[str, Any]]  # one rate-distortion point per (system, mode, CRF)
+    bd_rate: list[dict[str, Any]]
+    notes: list[str]
+    showcase: list[dict[str, Any]]  # the first evaluated clip: source and every reconstruction (frames arrays)
+    seconds: float = 0.0
+
+
+@dataclass
+class _Model:
+    label: str
+    path: Path
+    loaded: LoadedModel
+    encode_s: float = 0.0
+    decode_s: float = 0.0
+    frames: int = 0
+    peak: int = 0
+    file_bytes: int = 0
+    file_bytes_deflate: int = 0
+
+    @property
+    def system(self) -> str:
+        return f"msvq:{self.label}"
+
+
+def formula_bits(config: ModelConfig) -> float:
+    """The paper's bits for one clip: sum over levels of N log2 K."""
+    return sum(math.prod(config.grid(name)) * math.log2(config.codebook_size) for name in config.level_names)
+
+
+def formula_bpp(config: ModelConfig) -> float:
+    """The paper's bpp = (N_t log2 K_t + N_b log2 K_b) / (T H W) for one clip of ``config``."""
+    return formula_bits(config) / (config.clip_frames * config.clip_size**2)
+
+
+def header_for(video: Video, loaded: LoadedModel, codec: StreamCodec = StreamCodec.ZSTD) -> Header:
+    """The header ``codec.encode_to_bytes`` writes for this input (test_bench checks the bytes are equal)."""
+    cfg = loaded.model.config
+    return Header(
+        model_id=loaded.model_id, source_fps=float(video.info.fps), source_width=video.info.width,
+        source_height=video.info.height, frame_count=video.frame_count, fps=cfg.fps, clip_frames=cfg.clip_frames,
+        clip_height=cfg.clip_size, clip_width=cfg.clip_size, n_clips=len(video.clips),
+        levels=tuple(LevelInfo(cfg.grid(name), cfg.codebook_size) for name in cfg.level_names),
+        codec=codec, codec_level=default_level(codec),
+    )  # fmt: skip
+
+
+def _deflate(header: Header) -> Header:
+    return dataclasses.replace(header, codec=StreamCodec.DEFLATE, codec_level=default_level(StreamCodec.DEFLATE))
+
+
+def _sizes(
+    header: Header, indices: tuple[np.ndarray, ...], start: int, stop: int, frames: int
+) -> tuple[int, int, bytes]:
+    """(zstd bytes, DEFLATE bytes, the zstd file) of clips [start, stop) as a file of their own."""
+    part = dataclasses.replace(header, n_clips=stop - start, frame_count=frames)
+    sliced = tuple(a[start:stop] for a in indices)
+    data = to_bytes(part, sliced)
+    return len(data), len(to_bytes(_deflate(part), sliced)), data
+
+
+def _peak_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)  # macOS reports bytes, Linux KiB
+
+
+def _load_models(opts: BenchOptions) -> list[_Model]:
+    paths = list(opts.weights) or [default_weights()]
+    models, labels = [], set()
+    for i, path in enumerate(paths):
+        label = Path(path).name.removesuffix(".safetensors")
+        if label in labels:
+            label = f"{label}#{i + 1}"
+        labels.add(label)
+        models.append(_Model(label, Path(path), load_model(path, opts.device)))
+    configs = [m.loaded.model.config for m in models]
+    geometry = {(c.fps, c.clip_size, c.clip_frames) for c in configs}
+    if len(geometry) > 1:
+        raise UsageError(f"--weights: the models cut clips differently ({sorted(geometry)}); compare like with like")
+    return models
+
+
+def _msvq_video(
+    m: _Model, video: Video, batch_size: int, device: torch.device
+) -> tuple[list[np.ndarray], list[dict], dict]:
+    """One video through one model: reconstructions of the evaluated clips, per-clip rate fields, per-video ones."""
+    loaded, cfg = m.loaded, m.loaded.model.config
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    indices = encode_clips(loaded, [c.frames for c in video.clips], batch_size)
+    header = header_for(video, loaded)
+    data = to_bytes(header, indices)
+    encoded = time.perf_counter()
+    frames = roundtrip_bytes(data, loaded, batch_size)
+    m.decode_s += time.perf_counter() - encoded
+    m.encode_s += encoded - started
+    m.frames += video.frame_count
+    m.peak = max(m.peak, _peak_memory(device))
+    m.file_bytes += len(data)
+    m.file_bytes_deflate += len(to_bytes(_deflate(header), indices))
+
+    clip_bits = formula_bits(cfg)
+    recon, per_clip = [], []
+    for clip in video.selected:
+        start = clip.index * cfg.clip_frames
+        recon.append(frames[start : start + clip.real_frames])
+        z, d, own = _sizes(header, indices, clip.index, clip.index + 1, clip.real_frames)
+        if any(not np.array_equal(a, b[clip.index : clip.index + 1]) for a, b in zip(from_bytes(own).indices, indices)):
+            raise RuntimeError(f"a per-clip .msvq file of {video.path} does not read back to its indices")
+        per_clip.append({"bits": 8 * z, "bits_deflate": 8 * d, "paper_bits": clip_bits})
+    n, real = len(video.selected), sum(c.real_frames for c in video.selected)
+    z, d, _ = _sizes(header, indices, 0, n, real)
+    per_video = {"bits": 8 * z, "bits_deflate": 8 * d, "paper_bits": n * clip_bits, "file_bytes": len(data)}
+    return recon, per_clip, per_video
+
+
+def _warm_up(m: _Model, video: Video, batch_size: int) -> None:
+    clips = [c.frames for c in video.clips[:batch_size]]
+    list(decode_clips(m.loaded, encode_clips(m.loaded, clips, batch_size), batch_size))
+
+
+def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> BenchResult:
+    started = time.perf_counter()
+    log = log or (lambda message: None)
+    if not set(opts.modes) <= set(MODES) or not opts.modes:
+        raise UsageError(f"modes must be some of {MODES}")
+    device = resolve_device(opts.device)
+    models = _load_models(opts)
+    cfg = models[0].loaded.model.config
+    scorer, note = Scorer.create(opts.lpips, device, opts.vgg_weights)
+    notes = [note] if note else []
+
+    codecs, ffmpeg = [], None
+    if opts.classic:
+        ffmpeg = ffmpeg_path()
+        if ffmpeg is None:
+            notes.append("classic codecs skipped: ffmpeg is not on PATH")
+        else:
+            codecs = [CODECS[name] for name in opts.codecs]
+            for c in missing_encoders(ffmpeg, codecs):
+                notes.append(f"{c.name} skipped: this ffmpeg has no {c.encoder} encoder")
+                codecs.remove(c)
+    crfs = {c.name: tuple(opts.crfs.get(c.name, c.crfs)) for c in codecs}
+
+    videos, clips, streams, showcase, skipped, failed = [], [], [], [], [], {}
+    iterator = iter_videos(
+        opts.inputs, fps=cfg.fps, size=cfg.clip_size, clip_frames=cfg.clip_frames,
+        include_partial=opts.include_partial, max_clips=opts.max_clips, input_fps=opts.input_fps, skipped=skipped,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="msvq-bench-") as work:
+        for n_video, video in enumerate(iterator):
+            if n_video == 0:
+                for m in models:
+                    _warm_up(m, video, opts.batch_size)
+            # reconstructions of the evaluated clips, keyed by (system, mode or None for every mode, CRF)
+            recon: dict[tuple[str, str | None, int | None], list[np.ndarray]] = {}
+            rates: dict[tuple[str, str | None, int | None], list[dict]] = {}
+            record = {
+                "path": video.path, "source_bytes": video.source_bytes, "frame_count": video.frame_count,
+                "clips": len(video.clips), "evaluated_clips": len(video.selected),
+                "evaluated_frames": sum(c.real_frames for c in video.selected), "msvq_file_bytes": {},
+            }  # fmt: skip
+            for m in models:
+                key = (m.system, None, None)
+                recon[key], rates[key], per_video = _msvq_video(m, video, opts.batch_size, device)
+                record["msvq_file_bytes"][m.label] = per_video.pop("file_bytes")
+                if "per-video" in opts.modes:
+                    streams.append(_stream(m.system, "msvq", None, video, per_video))
+            videos.append(record)
+            for codec in codecs:
+                if codec.name not in failed:
+                    try:
+                        args = (crfs[codec.name], video, opts.modes, Path(work), cfg.fps, ffmpeg)
+                        streams += _classic_video(codec, *args, recon, rates)
+                    except ClassicError as err:
+                        failed[codec.name] = str(err)
+                        notes.append(f"{codec.name} dropped from the comparison: {err}")
+            clips += _score(scorer, video, recon, rates, opts.modes, failed, showcase if n_video == 0 else None)
+            log(f"{video.path}: {len(video.selected)} clip(s) of {len(video.clips)}, {video.frame_count} frames")
+    if not videos:
+        raise InputError("no clip to evaluate: " + ("; ".join(skipped) or "the inputs hold no frames"))
+    notes += [f"skipped {s}" for s in skipped]
+    clips = [r for r in clips if r["system"] not in failed]
+    streams = [r for r in streams if r["system"] not in failed]
+    summary = summarize(clips, streams, cfg)
+    result = BenchResult(
+        settings=_settings(opts, device, models, crfs, ffmpeg, scorer),
+        videos=videos, models=[_model_record(m, videos) for m in models], clips=clips, streams=streams,
+        summary=summary, bd_rate=bd_rates(summary), notes=notes, showcase=showcase,
+    )  # fmt: skip
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _classic_video(
+    codec: Codec, crfs, video: Video, modes, work: Path, fps: float, ffmpeg: str, recon: dict, rates: dict
+) -> list[dict]:
+    """One video through one classic codec at every CRF: fills ``recon`` and ``rates`` (per-clip bits) and
+    returns the per-video stream records."""
+    streams = []
+    for crf in crfs:
+        if "per-clip" in modes:
+            out = [encode_decode(c.real, codec, crf, work, fps, ffmpeg) for c in video.selected]
+            recon[(codec.name, "per-clip", crf)] = [frames for _, frames in out]
+            rates[(codec.name, "per-clip", crf)] = [{"bits": 8 * size} for size, _ in out]
+        if "per-video" in modes:
+            whole = np.concatenate([c.real for c in video.selected])
+            size, frames = encode_decode(whole, codec, crf, work, fps, ffmpeg)
+            bounds = np.cumsum([0] + [c.real_frames for c in video.selected])
+            recon[(codec.name, "per-video", crf)] = [frames[a:b] for a, b in zip(bounds, bounds[1:])]
+            streams.append(_stream(codec.name, "classic", crf, video, {"bits": 8 * size}))
+    return streams
+
+
+def _stream(system: str, kind: str, crf: int | None, video: Video, fields: dict) -> dict:
+    return {"system": system, "kind": kind, "mode": "per-video", "crf": crf, "video": video.path,
+            "clips": len(video.selected), "frames": sum(c.real_frames for c in video.selected), **fields}  # fmt: skip
+
+
+def _score(scorer: Scorer, video: Video, recon: dict, rates: dict, modes, failed, showcase: list | None) -> list[dict]:
+    """Score every reconstruction of every evaluated clip; one record per (system, mode, CRF, clip)."""
+    out = []
+    for i, clip in enumerate(video.selected):
+        prepared = scorer.prepare(clip.real)
+        if showcase is not None and i == 0:
+            showcase.append({"system": "source", "kind": "source", "mode": None, "crf": None, "frames": clip.real})
+        for (system, mode, crf), frames in recon.items():
+            if system in failed:
+                continue
+            metrics = scorer.score(prepared, frames[i])
+            kind = "msvq" if system.startswith("msvq:") else "classic"
+            if showcase is not None and i == 0:
+                showcase.append({"system": system, "kind": kind, "mode": mode, "crf": crf, "frames": frames[0]})
+            for each in [mode] if mode else modes:
+                rate = rates.get((system, mode, crf)) if each == "per-clip" else None
+                base = {"system": system, "kind": kind, "mode": each, "crf": crf, "video": video.path,
+                        "clip": clip.index, "frames": clip.real_frames}  # fmt: skip
+                rate_fields = rate[i] if rate else {"bits": None}
+                out.append({**base, **metrics, **rate_fields})
+    return out
+
+
+def summarize(clips: list[dict], streams: list[dict], cfg: ModelConfig) -> list[dict]:
+    """One rate-distortion point per (system, mode, CRF): total bits / total pixels, means over clips."""
+    pixels_per_frame = cfg.clip_size * cfg.clip_size
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in clips:
+        groups[(r["system"], r["mode"], r["crf"])].append(r)
+    by_stream: dict[tuple, list[dict]] = defaultdict(list)
+    for s in streams:
+        by_stream[(s["system"], s["mode"], s["crf"])].append(s)
+    points = []
+    for (system, mode, crf), records in groups.items():
+        rate_records = records if mode == "per-clip" else by_stream[(system, mode, crf)]
+        frames = sum(r["frames"] for r in rate_records)
+        bits = sum(r["bits"] for r in rate_records)
+        bpp = bits / (frames * pixels_per_frame)
+        point = {
+            "system": system, "kind": records[0]["kind"], "mode": mode, "crf": crf, "clips": len(records),
+            "frames": frames, "bits": bits, "bpp": bpp, "ratio_raw": RAW_BPP / bpp,
+            "psnr": mean(r["psnr"] for r in records), "ssim": mean(r["ssim"] for r in records),
+            "lpips": mean(r["lpips"] for r in records),
+        }  # fmt: skip
+        if point["kind"] == "msvq":
+            padded = len(records) * cfg.clip_frames * pixels_per_frame
+            point["bpp_deflate"] = sum(r["bits_deflate"] for r in rate_records) / (frames * pixels_per_frame)
+            point["ratio_raw_deflate"] = RAW_BPP / point["bpp_deflate"]
+            point["bpp_paper"] = sum(r["paper_bits"] for r in rate_records) / padded
+        points.append(point)
+    return points
+
+
+def bd_rates(summary: list[dict]) -> list[dict]:
+    """BD-rate of each msvq point against each classic codec's CRF curve, per mode, for PSNR and LPIPS."""
+    out = []
+    for test in (p for p in summary if p["kind"] == "msvq"):
+        curves: dict[str, list[dict]] = defaultdict(list)
+        for p in summary:
+            if p["kind"] == "classic" and p["mode"] == test["mode"]:
+                curves[p["system"]].append(p)
+        for codec, points in curves.items():
+            for metric in ("psnr", "lpips"):
+                if test[metric] is None:
+                    continue
+                result = bd_rate([p["bpp"] for p in points], [p[metric] for p in points], [test["bpp"]], [test[metric]])
+                out.append({"system": test["system"], "anchor": codec, "mode": test["mode"], "metric": metric,
+                            "bd_rate": result.value, "method": result.method, "note": result.note})  # fmt: skip
+    return out
+
+
+def _model_record(m: _Model, videos: list[dict]) -> dict:
+    cfg = m.loaded.model.config
+    source = sum(v["source_bytes"] for v in videos)
+    return {
+        "system": m.system, "label": m.label, "weights": str(m.path), "model_id": m.loaded.model_id.hex(),
+        "params": sum(p.numel() for p in m.loaded.model.parameters()),
+        "levels": [{"name": n, "grid": list(cfg.grid(n)), "codebook_size": cfg.codebook_size} for n in cfg.level_names],
+        "bpp_formula": formula_bpp(cfg), "frames": m.frames, "encode_seconds": m.encode_s, "decode_seconds": m.decode_s,
+        "encode_fps": m.frames / m.encode_s if m.encode_s else None,
+        "decode_fps": m.frames / m.decode_s if m.decode_s else None, "peak_memory_bytes": m.peak,
+        "source_bytes": source, "file_bytes": m.file_bytes, "file_bytes_deflate": m.file_bytes_deflate,
+        "ratio_source": source / m.file_bytes if m.file_bytes else None,
+        "ratio_source_deflate": source / m.file_bytes_deflate if m.file_bytes_deflate else None,
+    }  # fmt: skip
+
+
+def _settings(opts: BenchOptions, device: torch.device, models, crfs, ffmpeg, scorer: Scorer) -> dict:
+    return {
+        "msvq_version": __version__, "inputs": [str(p) for p in opts.inputs], "weights": [str(m.path) for m in models],
+        "device": str(device), "batch_size": opts.batch_size, "modes": list(opts.modes),
+        "include_partial": opts.include_partial, "max_clips": opts.max_clips, "lpips": scorer.has_lpips,
+        "peak_memory": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss (whole process)",
+        "ffmpeg": ffmpeg_version(ffmpeg) if ffmpeg else None,
+        "codecs": {name: {"encoder": CODECS[name].encoder, "args": list(CODECS[name].args), "crf": list(values),
+                          "stream": CODECS[name].muxer, "pix_fmt": "yuv420p"} for name, values in crfs.items()},
+        "definitions": DEFINITIONS,
+    }  # fmt: skip
