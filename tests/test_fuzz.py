@@ -16,7 +16,6 @@ import select
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 

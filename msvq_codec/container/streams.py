@@ -94,13 +94,19 @@ def unpack_indices(data: bytes, count: int, codebook_size: int) -> np.ndarray:
     used_bits = count * bits
     if used_bits % 8 and raw[-1] >> (used_bits % 8):
         raise FormatError("packed indices have non-zero padding bits")
-    shifts = np.arange(bits, dtype=np.uint32)
+    # Each index lies within 3 bytes (at most 7 + 16 bits): gather those bytes, shift and mask.
+    padded = np.concatenate([raw, np.zeros(3, np.uint8)])
+    mask = np.uint32((1 << bits) - 1)
     out = np.empty(count, dtype=np.uint16)
     for start in range(0, count, _CHUNK):
-        n = min(_CHUNK, count - start)
-        chunk = raw[start * bits // 8 : (start * bits + n * bits + 7) // 8]
-        bit_rows = np.unpackbits(chunk, count=n * bits, bitorder="little").reshape(n, bits)
-        out[start : start + n] = (bit_rows.astype(np.uint32) << shifts).sum(axis=1, dtype=np.uint32)
+        bit_pos = np.arange(start, min(start + _CHUNK, count), dtype=np.uint64) * np.uint64(bits)
+        byte = (bit_pos >> np.uint64(3)).astype(np.intp)
+        window = (
+            padded[byte].astype(np.uint32)
+            | (padded[byte + 1].astype(np.uint32) << np.uint32(8))
+            | (padded[byte + 2].astype(np.uint32) << np.uint32(16))
+        )
+        out[start : start + len(byte)] = (window >> (bit_pos & np.uint64(7)).astype(np.uint32)) & mask
     if count and int(out.max()) >= codebook_size:
         raise FormatError(f"index {int(out.max())} is out of range of the codebook size {codebook_size}")
     return out

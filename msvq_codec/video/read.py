@@ -26,6 +26,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -168,17 +169,23 @@ def _decode(info: SourceInfo, wanted: Callable[[int], bool]) -> Iterator[tuple[i
             cap.release()
 
 
-def _open_capture(p: Path) -> cv2.VideoCapture:
-    """Open ``p`` with OpenCV's FFmpeg backend (its warnings muted); InputError if it cannot."""
+@contextmanager
+def _opencv_warnings_muted() -> Iterator[None]:
     logging = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
     level = logging.getLogLevel() if logging else None
     if logging:
         logging.setLogLevel(logging.LOG_LEVEL_ERROR)
     try:
-        cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
+        yield
     finally:
         if logging:
             logging.setLogLevel(level)
+
+
+def _open_capture(p: Path) -> cv2.VideoCapture:
+    """Open ``p`` with OpenCV's FFmpeg backend (its warnings muted); InputError if it cannot."""
+    with _opencv_warnings_muted():
+        cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         raise InputError(f"not a video I can decode: {p}")
     return cap
@@ -323,7 +330,8 @@ def _read_image(p: Path) -> np.ndarray:
         data = np.fromfile(p, np.uint8)  # not cv2.imread: works with any path encoding
     except OSError as err:
         raise InputError(f"cannot read {p}: {err.strerror}") from err
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    with _opencv_warnings_muted():  # a damaged image is our one-line InputError, not also an OpenCV WARN line
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise InputError(f"not an image I can decode: {p}")
     return _to_rgb8(image, p, bgr_order=True)
