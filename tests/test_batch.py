@@ -14,28 +14,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from msvq_codec.batch import find_msvq, parse_shard, plan, run_batch, shard_of
 from msvq_codec.cli import app
-from msvq_codec.config import model_preset
 from msvq_codec.errors import InputError, UsageError
-from msvq_codec.model.vqvae import MSVQVAE
-from msvq_codec.model.weights import save_weights
+from tinymodel import make_tiny_weights
 
 UCF = Path("/work/shared/data/ucf101/videos")
 
 
-def make_tiny_weights(path: Path, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    model = MSVQVAE(model_preset("tiny"))
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(2, 3, 32, 64, 64))  # seeds the codebooks
-    model.eval()
-    save_weights(path, model)
-    return path
 
 
 def frames(n: int, h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:

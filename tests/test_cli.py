@@ -13,27 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from msvq_codec import __version__
 from msvq_codec.cli import app
-from msvq_codec.config import model_preset
-from msvq_codec.model.vqvae import MSVQVAE
-from msvq_codec.model.weights import load_weights, save_weights
+from msvq_codec.model.weights import load_weights
+from tinymodel import make_tiny_weights
 
 runner = CliRunner()
 
 
-def make_tiny_weights(path: Path, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    model = MSVQVAE(model_preset("tiny"))
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(2, 3, 32, 64, 64))  # seeds the codebooks
-    model.eval()
-    save_weights(path, model)
-    return path
 
 
 @pytest.fixture(scope="module")

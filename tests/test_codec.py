@@ -16,24 +16,14 @@ import pytest
 import torch
 
 from msvq_codec import codec
-from msvq_codec.config import model_preset
 from msvq_codec.container import from_bytes, to_bytes
 from msvq_codec.errors import FormatError, OutputExists, UsageError, WeightsError, WeightsMismatch
-from msvq_codec.model.vqvae import MSVQVAE
-from msvq_codec.model.weights import load_weights, save_weights
+from msvq_codec.model.weights import load_weights
 from msvq_codec.outputs import PARTIAL_TAG
 from msvq_codec.video import iter_clips, iter_frames
+from tinymodel import make_tiny_weights
 
 
-def make_tiny_weights(path: Path, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    model = MSVQVAE(model_preset("tiny"))
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(2, 3, 32, 64, 64))  # seeds the codebooks from encoder outputs
-    model.eval()
-    save_weights(path, model)
-    return path
 
 
 def make_npy(path: Path, n: int, h: int = 48, w: int = 64, seed: int = 0) -> Path:

@@ -11,25 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from msvq_codec import codec
-from msvq_codec.config import model_preset
-from msvq_codec.model.vqvae import MSVQVAE
-from msvq_codec.model.weights import load_weights, save_weights
+from msvq_codec.model.weights import load_weights
+from tinymodel import make_tiny_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_tiny_weights(path: Path, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    model = MSVQVAE(model_preset("tiny"))
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(2, 3, 32, 64, 64))  # seeds the codebooks
-    model.eval()
-    save_weights(path, model)
-    return path
 
 
 @pytest.fixture(scope="module")

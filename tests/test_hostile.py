@@ -32,27 +32,17 @@ from typer.testing import CliRunner
 
 from msvq_codec import codec
 from msvq_codec.cli import app
-from msvq_codec.config import model_preset
 from msvq_codec.container import to_bytes
 from msvq_codec.errors import WeightsError
-from msvq_codec.model.vqvae import MSVQVAE
-from msvq_codec.model.weights import load_weights, read_metadata, save_weights
+from msvq_codec.model.weights import load_weights, read_metadata
 from msvq_codec.outputs import PARTIAL_TAG
 from msvq_codec.train.checkpoint import export, load_checkpoint
+from tinymodel import make_tiny_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 
-def make_tiny_weights(path: Path, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    model = MSVQVAE(model_preset("tiny"))
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(2, 3, 32, 64, 64))  # seeds the codebooks
-    model.eval()
-    save_weights(path, model)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -23,27 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from msvq_codec.codec import read_file
-from msvq_codec.config import model_preset
-from msvq_codec.model.vqvae import MSVQVAE
-from msvq_codec.model.weights import save_weights
 from msvq_codec.outputs import PARTIAL_TAG
+from tinymodel import make_tiny_weights
 
 N_FILES = 8
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_tiny_weights(path: Path, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    model = MSVQVAE(model_preset("tiny"))
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(2, 3, 32, 64, 64))  # seeds the codebooks
-    model.eval()
-    save_weights(path, model)
-    return path
 
 
 def clip(n: int, seed: int, h: int = 48, w: int = 64) -> np.ndarray:

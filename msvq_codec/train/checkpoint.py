@@ -26,7 +26,6 @@ import torch
 
 from msvq_codec.config import ModelConfig, TrainConfig
 from msvq_codec.errors import MsvqError, WeightsError
-from msvq_codec.model.vqvae import MSVQVAE
 from msvq_codec.model.weights import build_model, save_weights
 
 CHECKPOINT_FORMAT = 1
