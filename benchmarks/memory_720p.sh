@@ -4,6 +4,7 @@
 # Usage: bash benchmarks/memory_720p.sh [WORKDIR]
 set -euo pipefail
 work=${1:-$(mktemp -d)}
+mkdir -p "$work"
 ffmpeg -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=30 -t 60 -c:v libx264 -pix_fmt yuv420p "$work/720p.mp4"
 rm -f "$work/720p.msvq" "$work/720p-rec.mp4"
 /usr/bin/time -f "encode: %e s wall, peak RSS %M KiB" msvq -q encode "$work/720p.mp4" "$work/720p.msvq"

@@ -73,6 +73,9 @@ def save_weights(
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         save_file(state, str(partial), metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        partial.chmod(0o666 & ~umask)  # an ordinary file's permissions, not a temporary file's
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
