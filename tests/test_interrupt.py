@@ -28,7 +28,7 @@ from msvq_codec.codec import read_file
 from msvq_codec.outputs import PARTIAL_TAG
 from tinymodel import make_tiny_weights
 
-N_FILES = 8
+N_FILES = 24  # enough that a run lasts well beyond the moment of the signal on a fast, idle machine
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -72,7 +72,7 @@ def setup(tmp_path_factory):
     src = d / "in"
     (src / "sub").mkdir(parents=True)
     for i in range(N_FILES):
-        np.save(src / ("sub" if i % 3 == 2 else "") / f"v{i}.npy", clip(150 + 10 * i, seed=i))
+        np.save(src / ("sub" if i % 3 == 2 else "") / f"v{i}.npy", clip(300 + 10 * i, seed=i))
     ref = d / "ref"
     code, out, err = finish(msvq("encode", src, ref, "--weights", weights, "--json"))
     assert code == 0, err

@@ -63,6 +63,41 @@ def test_split_by_val_list(data_dir, tmp_path):
     assert {split.sources[r.video].name for r in split.val} == {"video3.npy"}
 
 
+@pytest.fixture(scope="module")
+def ucf_tree(tmp_path_factory):
+    """An extracted-UCF-101-like tree of .npy clips, with the split lists in a folder of their own."""
+    root = tmp_path_factory.mktemp("ucf")
+    for c, cls in enumerate(["Archery", "Rowing"]):
+        (root / "UCF-101" / cls).mkdir(parents=True)
+        for g in range(1, 4):
+            np.save(root / "UCF-101" / cls / f"v_{cls}_g{g:02d}_c01.npy", moving_pattern(70, seed=10 * c + g))
+    (root / "lists").mkdir()
+    (root / "lists" / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\nRowing/v_Rowing_g01_c01.avi\n")
+    return root
+
+
+def test_official_split_reads_the_lists_folder(ucf_tree, tmp_path):
+    split = build_split(
+        ucf_tree / "UCF-101", "official:1", tmp_path / "cache", clip_size=64, cache_size=64, fps=16.0,
+        clip_frames=32, seed=0, splits_dir=ucf_tree / "lists",
+    )  # fmt: skip
+    val_names = {split.sources[r.video].stem for r in split.val}
+    assert val_names == {"v_Archery_g01_c01", "v_Rowing_g01_c01"}
+    assert len(split.train) == 8 and len(split.val) == 4
+
+
+def test_paper_split_is_class_preserving_seeded_and_written(ucf_tree, tmp_path):
+    kwargs = dict(clip_size=64, cache_size=64, fps=16.0, clip_frames=32, seed=3)
+    a = build_split(ucf_tree / "UCF-101", "paper", tmp_path / "cache", run_dir=tmp_path, **kwargs)
+    b = build_split(ucf_tree / "UCF-101", "paper", tmp_path / "cache", **kwargs)
+    assert a.train == b.train and a.val == b.val
+    record = json.loads((tmp_path / "split.json").read_text())
+    for cls in ("Archery", "Rowing"):  # 6 clips a class: 4 train, 1 val, 1 test
+        assert sum(cls in path for path, _ in record["train"]) == 4
+        assert sum(cls in path for path, _ in record["val"]) == 1
+        assert sum(cls in path for path, _ in record["test"]) == 1
+
+
 def test_loss_falls_and_validation_psnr_rises(data_dir, tmp_path):
     final = run(data_dir, tmp_path / "run", steps=30, epochs=10)
     steps = [r for r in records(tmp_path / "run") if "loss" in r]

@@ -57,9 +57,9 @@ def test_explicit_missing_path_is_a_clear_error(tmp_path):
         load_vgg_weights(tmp_path / "none.safetensors")
 
 
-def real_weights():
+def real_weights(lpips_heads: bool = False):
     try:
-        return load_vgg_weights()
+        return load_vgg_weights(lpips_heads=lpips_heads)
     except WeightsError:
         pytest.skip("ImageNet VGG16 weights not cached: run 'msvq fetch-vgg'")
 
@@ -88,7 +88,7 @@ def test_loaded_vgg_is_a_trained_network():
 
 
 def test_lpips_orders_distortions():
-    lpips = LPIPS(real_weights())
+    lpips = LPIPS(real_weights(lpips_heads=True))
     x = photo()
     torch.manual_seed(0)
     small = (x + 0.02 * torch.randn_like(x)).clamp(0, 1)
@@ -124,3 +124,21 @@ def test_channel_normalised_loss_ignores_feature_scale_but_raw_does_not():
     assert float(loss_raw(darker, clip)) > float(loss_norm(darker, clip))
     with pytest.raises(ValueError):
         PerceptualLoss(real_weights(), "layer")
+
+
+def test_torchvision_cache_is_used_for_training_but_not_for_lpips(tmp_path, monkeypatch):
+    from msvq_codec.vgg import TORCHVISION_FILE, TORCHVISION_INDEX
+
+    state = {}
+    for (name, c_in, c_out), idx in zip(VGG16_CONVS, TORCHVISION_INDEX):
+        state[f"features.{idx}.weight"] = torch.full((c_out, c_in, 3, 3), float(idx))
+        state[f"features.{idx}.bias"] = torch.zeros(c_out)
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(state, hub / TORCHVISION_FILE)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("MSVQ_CACHE", str(tmp_path / "empty-cache"))
+    weights = load_vgg_weights()
+    assert float(weights["conv2_1.weight"][0, 0, 0, 0]) == 5.0  # torchvision's features.5 is conv2_1
+    with pytest.raises(WeightsError, match="fetch-vgg"):
+        load_vgg_weights(lpips_heads=True)

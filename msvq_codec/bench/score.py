@@ -42,7 +42,7 @@ class Scorer:
         if mode == "off":
             return cls(None, device), "LPIPS skipped (--no-lpips)"
         try:
-            return cls(LPIPS(load_vgg_weights(vgg_weights)), device), None
+            return cls(LPIPS(load_vgg_weights(vgg_weights, lpips_heads=True)), device), None
         except WeightsError as err:
             if mode == "on":
                 raise

@@ -9,7 +9,8 @@ Splits:
   files        split by file: ``val_list`` names the validation files (paths relative to the data folder,
                or bare names); without it a seeded 10% of files validates.
   official:K   UCF101's official lists: files named in ``testlist0K.txt`` validate; everything else trains
-               (other videos in the folder too). The lists are found under the data folder.
+               (other videos in the folder too). The lists are found under ``splits_dir`` (UCF101's
+               ``ucfTrainTestlist/``), else under the data folder.
   paper        the paper's class-preserving 70/15/15 split of 2-second clips (class from ``v_<Class>_g..``
                or the parent folder), seeded and written to ``split.json`` in the run folder.
 """
@@ -17,6 +18,7 @@ Splits:
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import random
 import re
@@ -70,7 +72,7 @@ def prepare_video(source: Path, cache_root: Path, cache_size: int, fps: float, c
     stream = iter_clips(source, fps=fps, size=cache_size, clip_frames=clip_frames)
     frames = np.concatenate(list(stream), axis=0)[: stream.frame_count]  # [N, S, S, 3], padding dropped
     cache_root.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".partial.npy")
+    partial = out.with_name(f".{out.stem}-partial-{os.getpid()}.npy")  # unique: DDP processes prepare too
     np.save(partial, frames)
     partial.replace(out)
     return out
@@ -97,10 +99,10 @@ def _clips(n_frames: int, clip_frames: int) -> list[int]:
     return list(range(0, n_frames - clip_frames + 1, clip_frames))
 
 
-def _official_test_names(data_dir: Path, k: int) -> set[str]:
-    lists = sorted(data_dir.rglob(f"testlist0{k}.txt"))
+def _official_test_names(search_dir: Path, k: int) -> set[str]:
+    lists = sorted(search_dir.rglob(f"testlist0{k}.txt"))
     if not lists:
-        raise UsageError(f"--split official:{k} needs testlist0{k}.txt somewhere under {data_dir}")
+        raise UsageError(f"--split official:{k} needs testlist0{k}.txt under {search_dir} (see --splits)")
     names = set()
     for line in lists[0].read_text().split():
         if line.endswith(".avi"):
@@ -124,6 +126,7 @@ def build_split(
     clip_frames: int,
     seed: int,
     val_list: Path | None = None,
+    splits_dir: Path | None = None,
     run_dir: Path | None = None,
     log=print,
 ) -> Split:
@@ -163,7 +166,7 @@ def build_split(
         k = split.split(":", 1)[1]
         if k not in ("1", "2", "3"):
             raise UsageError(f"--split official:K takes K in 1, 2, 3, not {k!r}")
-        test_names = _official_test_names(data_dir, int(k))
+        test_names = _official_test_names(splits_dir or data_dir, int(k))
         is_val = [src.stem in test_names for src in sources]
     elif split == "files":
         if val_list is not None:

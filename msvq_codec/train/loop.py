@@ -48,6 +48,7 @@ class RunOptions:
     vgg_weights: Path | None = None  # explicit VGG16 weights (see msvq_codec.vgg)
     resume: Path | None = None  # checkpoint to continue from
     max_val_clips: int = 0  # validate on at most this many clips (0: all)
+    splits_dir: Path | None = None  # for split 'official:K': the folder holding UCF101's testlist0K.txt
     stop_after: int = 0  # end this invocation after N steps with a checkpoint; the schedule is unchanged,
     # so a later --resume continues as if never stopped (for pre-emptible jobs)
 
@@ -145,6 +146,7 @@ def train(
         clip_frames=model_config.clip_frames,
         seed=config.seed,
         val_list=options.val_list,
+        splits_dir=options.splits_dir,
         run_dir=run_dir if is_main else None,
         log=log if is_main else (lambda _: None),
     )
@@ -253,12 +255,13 @@ def train(
                 "perc": perc_loss.item(),
                 "psnr": 10 * math.log10(1 / max(mse, 1e-10)),
                 "lr": scheduler.get_last_lr()[0],
+                "total_steps": total_steps,
                 "sec": time.monotonic() - t0,
             }
             if log_file:
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
-            if on_step:
+            if on_step and is_main:
                 on_step(record)
             out_of_time = config.max_minutes and (time.monotonic() - started) / 60 >= config.max_minutes
             stopped_here = options.stop_after and step - first_step >= options.stop_after
