@@ -535,6 +535,8 @@ def _terminated(signum: int, frame: Any) -> None:
 def main() -> None:
     import signal
 
-    # SIGTERM (kill, timeout, a job scheduler) is handled like Ctrl-C: cleanup runs, exit status 130.
+    # SIGTERM (kill, timeout, a job scheduler) is handled like Ctrl-C: cleanup runs, exit status 130. Ctrl-C
+    # interrupts even where the shell started us with SIGINT ignored (a background job of a script).
     signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app()
