@@ -227,7 +227,9 @@ def encode(
     if not STATE["quiet"] and err.is_terminal:
         info = probe(input, input_fps)
         if info.declared_frames:
-            total = -(-resampled_count(info.declared_frames, info.fps) // 32)
+            from msvq_codec.config import ModelConfig
+
+            total = -(-resampled_count(info.declared_frames, info.fps) // ModelConfig.clip_frames)  # estimate
     result = _run_single(
         lambda progress: lib.encode_video(input, output, weights=weights, device=device, force=force,
                                           progress=progress, **options),
