@@ -283,6 +283,8 @@ def train(
         metrics = {"epoch": epoch, "step": step, **validate(model, val_loader, device)}
         history.append(metrics)
         log(f"stopped at step {step}: val PSNR {metrics['val_psnr']:.2f} dB, SSIM {metrics['val_ssim']:.4f}")
+        if log_file:
+            log_file.write(json.dumps(metrics) + "\n")
     checkpoint(final.name)
     if log_file:
         log_file.close()
