@@ -169,6 +169,14 @@ def _print_summary(summary: Any) -> None:
     )  # fmt: skip
 
 
+def _report(result: Any, json_out: bool, line: str) -> None:
+    """One file's result: a JSON record on stdout with --json, else one line."""
+    if json_out:
+        emit_json({"status": "ok", **dataclasses.asdict(result)})
+    else:
+        out.print(line, highlight=False, soft_wrap=True)
+
+
 def _single_only(shard: Optional[str], skip_existing: bool, force: bool, **others: Any) -> None:
     """Folder-only options given with a single input: a usage error rather than silently ignored."""
     from msvq_codec.batch import parse_shard
@@ -235,15 +243,9 @@ def encode(
                                           progress=progress, **options),
         total, f"encode {input.name}",
     )  # fmt: skip
-    if json_out:
-        emit_json({"status": "ok", **dataclasses.asdict(result)})
-    else:
-        out.print(
-            f"encoded {result.input} -> {result.output}: {result.frames} frames ({result.clips} clips), "
-            f"{result.bytes} bytes, {result.paper_bpp:.4f} bpp (paper), {result.file_bpp:.4f} bpp (file), "
-            f"{result.seconds:.2f} s",
-            highlight=False, soft_wrap=True,
-        )  # fmt: skip
+    _report(result, json_out, f"encoded {result.input} -> {result.output}: {result.frames} frames ({result.clips} "
+            f"clips), {result.bytes} bytes, {result.paper_bpp:.4f} bpp (paper), {result.file_bpp:.4f} bpp (file), "
+            f"{result.seconds:.2f} s")  # fmt: skip
 
 
 @app.command()
@@ -291,14 +293,8 @@ def decode(
                                          progress=progress, **options),
         total, f"decode {input.name}",
     )  # fmt: skip
-    if json_out:
-        emit_json({"status": "ok", **dataclasses.asdict(result)})
-    else:
-        out.print(
-            f"decoded {result.input} -> {result.output}: {result.frames} frames, {result.width}x{result.height}, "
-            f"{result.seconds:.2f} s",
-            highlight=False, soft_wrap=True,
-        )  # fmt: skip
+    _report(result, json_out, f"decoded {result.input} -> {result.output}: {result.frames} frames, "
+            f"{result.width}x{result.height}, {result.seconds:.2f} s")  # fmt: skip
 
 
 @app.command()
@@ -386,8 +382,6 @@ def train(
     """Train an MS-VQ-VAE with the paper's recipe (also: torchrun --nproc_per_node N -m msvq_codec.train).
 
     With --resume, the run continues with the model and training configs stored in the checkpoint."""
-    import dataclasses
-
     from msvq_codec.config import TrainConfig, model_preset
     from msvq_codec.train.loop import RunOptions, train as run_training
 
