@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from msvq_codec.errors import InputError, MsvqError, UsageError
-from msvq_codec.outputs import PARTIAL_TAG
+from msvq_codec.outputs import PARTIAL_TAG, skip_existing as skips
 
 DECODE_EXTS = ("mp4", "avi", "mkv", "npy", "png")  # png: a folder of numbered PNG frames per file
 STATUSES = ("ok", "skipped", "failed")
@@ -107,10 +107,10 @@ def parse_shard(text: str | Shard | None) -> Shard | None:
     else:
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
         if not m:
-            raise UsageError(f"--shard must be K/N with 0 <= K < N (0-based, e.g. 0/4), not {text!r}")
+            raise UsageError(f"shard must be K/N with 0 <= K < N (0-based, e.g. 0/4), not {text!r}", option="shard")
         k, n = int(m.group(1)), int(m.group(2))
     if n < 1 or not 0 <= k < n:
-        raise UsageError(f"--shard {k}/{n}: need N >= 1 and 0 <= K < N (shards are 0-based)")
+        raise UsageError(f"shard {k}/{n}: need N >= 1 and 0 <= K < N (shards are 0-based)", option="shard")
     return k, n
 
 
@@ -145,13 +145,17 @@ def check_ext(ext: str) -> str:
     if ext == "frames":
         ext = "png"
     if ext not in DECODE_EXTS:
-        raise UsageError(f"--ext must be one of {', '.join(DECODE_EXTS)} (png: a folder of PNG frames), not {ext!r}")
+        raise UsageError(
+            f"ext must be one of {', '.join(DECODE_EXTS)} (png: a folder of PNG frames), not {ext!r}", option="ext"
+        )
     return ext
 
 
 def _target(out_root: Path, rel: Path, source: Path, mode: str, ext: str) -> Path:
     if mode == "encode":
-        name = source.name + ".msvq" if source.is_dir() else rel.with_suffix(".msvq").name
+        from msvq_codec.codec import encoded_name
+
+        name = encoded_name(source)
     else:
         stem = rel.name[: -len(".msvq")]
         name = stem if ext == "png" else f"{stem}.{ext}"
@@ -259,18 +263,18 @@ def run_batch(
     tree ``output_dir``. ``options`` go to ``codec.encode_video`` / ``codec.decode_file`` (codec, level,
     batch_size, input_fps / fps, size). Raises only for a bad call (UsageError) or an input folder with
     nothing to do (InputError); a failing file is a ``failed`` result."""
-    from msvq_codec.codec import load_model, resolve_device
+    from msvq_codec.codec import load_model
+    from msvq_codec.device import pick_device
 
     started = time.perf_counter()
     if mode not in ("encode", "decode"):
         raise UsageError(f"mode must be encode or decode, not {mode!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise UsageError(f"--jobs must be a positive integer, not {jobs!r}")
-    if skip_existing and force:
-        raise UsageError("--skip-existing and --force contradict each other: choose one")
+        raise UsageError(f"jobs must be a positive integer, not {jobs!r}", option="jobs")
+    skips(output_dir, skip_existing, force)  # a contradiction fails now
     shard = parse_shard(shard)
     ext = check_ext(ext)
-    resolve_device(device)
+    pick_device(device)
     check_options(mode, options)
 
     tasks = plan(mode, input_dir, output_dir, ext)
@@ -287,7 +291,7 @@ def run_batch(
         if first != task.relative:
             results[i] = FileResult(task.relative, task.target, "failed",
                                     error=f"its output {task.target} is also the output of {first}")
-        elif skip_existing and os.path.lexists(task.target):
+        elif skips(task.target, skip_existing, force):
             results[i] = FileResult(task.relative, task.target, "skipped")
         else:
             todo.append((i, task))
@@ -365,23 +369,22 @@ def glob_escape(text: str) -> str:
 def check_options(mode: str, options: dict[str, Any]) -> None:
     """Refuse bad per-file options once, up front, rather than failing every file with the same error.
     A ``size`` of ``WxH`` is parsed in place to ``(W, H)``."""
-    from msvq_codec.codec import parse_codec, parse_size
-    from msvq_codec.video.read import _check_rate  # the readers' own bounds for --input-fps
+    from msvq_codec.codec import check_batch_size, parse_codec, parse_size
+    from msvq_codec.video import check_rate  # the readers' own bounds for input_fps
 
     allowed = {"batch_size"} | ({"codec", "level", "input_fps"} if mode == "encode" else {"fps", "size"})
     unknown = set(options) - allowed
     if unknown:
         raise UsageError(f"unknown {mode} options: {', '.join(sorted(unknown))}")
-    batch = options.get("batch_size", 1)
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise UsageError(f"--batch-size must be a positive integer, not {batch!r}")
+    if "batch_size" in options:
+        check_batch_size(options["batch_size"])
     if mode == "encode":
         parse_codec(options.get("codec", "zstd"), options.get("level"))
-        _check_rate(options.get("input_fps"), "--input-fps", allow_none=True)
+        check_rate(options.get("input_fps"), "input_fps", allow_none=True)
         return
     fps = options.get("fps")
     if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000):
-        raise UsageError(f"--fps must be a frame rate in (0, 1000], not {fps!r}")  # NaN fails too
+        raise UsageError(f"fps must be a frame rate in (0, 1000], not {fps!r}", option="fps")  # NaN fails too
     size = options.get("size")
     if size is not None and size != "source":
         options["size"] = parse_size(size, None)  # type: ignore[arg-type]

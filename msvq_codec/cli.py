@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from msvq_codec import __version__
-from msvq_codec.errors import MsvqError
+from msvq_codec.errors import MsvqError, OutputExists, WeightsError
 
 app = typer.Typer(
     add_completion=False,
@@ -40,13 +42,36 @@ def guarded(fn: Callable) -> Callable:
         except MsvqError as e:
             if STATE["debug"]:
                 raise
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(describe(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err.print("[bold red]interrupted[/]")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+# What to do about an error, said with this command's flags (otherwise the hint is the flag itself).
+HINTS = {
+    (OutputExists, "force"): "use --force to overwrite",
+    (WeightsError, "weights"): "pass --weights FILE, or train your own with 'msvq train' then 'msvq export'",
+}
+
+
+def flag(option: str) -> str:
+    """The command-line flag of a library argument: ``batch_size`` -> ``--batch-size``."""
+    return "--" + option.replace("_", "-")
+
+
+def describe(e: MsvqError) -> str:
+    """An error's one line, with the library's argument names as flags: ``batch_size must be ...`` becomes
+    ``--batch-size must be ...``; a message that does not start with its argument gets the flag as a hint."""
+    text = str(e)
+    if e.option is None:
+        return text
+    if text.startswith(e.option) and text[len(e.option) : len(e.option) + 1] in (" ", ":", ""):
+        return flag(e.option) + text[len(e.option) :]
+    return f"{text} ({HINTS.get((type(e), e.option), flag(e.option))})"
 
 
 def emit_json(data: Any) -> None:
@@ -72,8 +97,7 @@ def main_options(
 
 # ---- coding -----------------------------------------------------------------------------------------------
 
-WEIGHTS_HELP = "Weights file (default: $MSVQ_WEIGHTS, else weights/msvq-default.safetensors)."
-DEVICE_HELP = "auto | cpu | cuda"
+WEIGHTS_HELP = "Weights file (default: $MSVQ_WEIGHTS, else the weights shipped with msvq; see 'msvq --version')."
 JOBS_HELP = "Folder input: files in parallel, in this many worker processes."
 SKIP_HELP = "Folder input: leave files whose output exists (resume a run)."
 SHARD_HELP = "Folder input: do only shard K of N (0-based, 0 <= K < N; by a hash of each relative path)."
@@ -85,6 +109,33 @@ DECODE_OUTPUT_HELP = ".mp4/.avi/.mkv/.npy, or a path with no suffix for PNG fram
 LEVEL_HELP = "Compression level (zstd 1..22, default 19; deflate 0..9, default 9)."
 SIZE_HELP = "Resize frames: WxH, or 'source' for the input's size (default: the clips' 64x64)."
 EXT_HELP = "Folder input: output kind, mp4 | avi | mkv | npy | png (a folder of PNGs per file). Default mp4."
+
+# Options of more than one command, declared once.
+Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
+BATCH_HELP = "Clips per forward pass (default: codec.DEFAULT_BATCH)."
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help=BATCH_HELP)]
+# What encode and decode share, after their own options: (name, type and option, default).
+CODING_OPTIONS = (
+    ("weights", Annotated[Optional[Path], typer.Option("--weights", "-w", help=WEIGHTS_HELP)], None),
+    ("device", Device, "auto"),
+    ("batch_size", BatchSize, None),
+    ("force", Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")], False),
+    ("jobs", Annotated[int, typer.Option("--jobs", "-j", help=JOBS_HELP)], 1),
+    ("skip_existing", Annotated[bool, typer.Option("--skip-existing", help=SKIP_HELP)], False),
+    ("shard", Annotated[Optional[str], typer.Option("--shard", metavar="K/N", help=SHARD_HELP)], None),
+    ("json_out", Annotated[bool, typer.Option("--json", help=JSON_HELP)], False),
+)
+
+
+def coding_options(command: Callable) -> Callable:
+    """Give ``command``, which takes them as ``**common``, the CODING_OPTIONS after its own parameters (typer
+    reads a command's options from its signature)."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+              for name, kind, default in CODING_OPTIONS]  # fmt: skip
+    command.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in own + shared}
+    return command
 
 
 def _progress_bar(unit: str):
@@ -99,13 +150,13 @@ def _progress_bar(unit: str):
     )  # fmt: skip
 
 
-def _run_single(work: Callable[[Any], Any], total: Optional[int], label: str) -> Any:
-    """Run ``work(progress_callback)`` under a clip-counting progress bar (when one is shown)."""
+def _run_single(work: Callable[[Any], Any], total: Callable[[], Optional[int]], label: str) -> Any:
+    """Run ``work(progress_callback)`` under a clip-counting progress bar (when one is shown) of ``total()``."""
     bar = _progress_bar("clips")
     if bar is None:
         return work(None)
     with bar:
-        task = bar.add_task(label, total=total)
+        task = bar.add_task(label, total=total())
         result = work(lambda n: bar.advance(task, n))
     return result
 
@@ -169,132 +220,88 @@ def _print_summary(summary: Any) -> None:
     )  # fmt: skip
 
 
-def _report(result: Any, json_out: bool, line: str) -> None:
-    """One file's result: a JSON record on stdout with --json, else one line."""
+def _code(
+    mode: str, input: Path, output: Path, options: dict[str, Any], *, weights: Optional[Path], device: str,
+    batch_size: Optional[int], force: bool, jobs: int, skip_existing: bool, shard: Optional[str], json_out: bool,
+    ext: Optional[str] = None,
+) -> None:  # fmt: skip
+    """``encode`` and ``decode``: a folder input is a folder run (``batch``); a file is one call of the codec,
+    under a progress bar, reported as a line or a JSON record."""
+    from msvq_codec import codec as lib
+    from msvq_codec.batch import check_ext, check_options, parse_shard
+    from msvq_codec.device import pick_device
+    from msvq_codec.errors import UsageError
+    from msvq_codec.outputs import skip_existing as skips
+    from msvq_codec.video import is_frame_folder
+
+    options = {name: value for name, value in {**options, "batch_size": batch_size}.items() if value is not None}
+    check_options(mode, options)
+    pick_device(device)
+    common = {"weights": weights, "device": device, "force": force}
+    if input.is_dir() and (mode == "decode" or not is_frame_folder(input)):
+        folder = {"jobs": jobs, "skip_existing": skip_existing, "shard": shard}
+        if mode == "decode":
+            folder["ext"] = check_ext(ext or "mp4")
+        _run_folder(mode, input, output, json_out, **common, **folder, **options)
+        return
+    parse_shard(shard)  # a bad value is reported as such first
+    for flag, value in (("--shard", shard), ("--ext", ext)):
+        if value is not None:
+            raise UsageError(f"{flag} is for folder inputs only")
+    if mode == "encode":
+        output = lib.encode_target(input, output)
+    if skips(output, skip_existing, force):
+        if json_out:
+            emit_json({"input": str(input), "output": str(output), "status": "skipped"})
+        else:
+            out.print(f"skipped {output}: it exists (--skip-existing)", highlight=False, soft_wrap=True)
+        return
+    if mode == "encode":
+        total = functools.partial(lib.estimate_clips, input, options.get("input_fps"))
+        work = functools.partial(lib.encode_video, input, output, **common, **options)
+    else:
+        total = functools.partial(lib.recorded_clips, input)
+        work = functools.partial(lib.decode_file, input, output, **common, **options)
+    result = _run_single(lambda progress: work(progress=progress), total, f"{mode} {input.name}")
     if json_out:
         emit_json({"status": "ok", **dataclasses.asdict(result)})
+    elif mode == "encode":
+        out.print(f"encoded {result.input} -> {result.output}: {result.frames} frames ({result.clips} clips), "
+                  f"{result.bytes} bytes, {result.paper_bpp:.4f} bpp (paper), {result.file_bpp:.4f} bpp (file), "
+                  f"{result.seconds:.2f} s", highlight=False, soft_wrap=True)  # fmt: skip
     else:
-        out.print(line, highlight=False, soft_wrap=True)
-
-
-def _single_only(shard: Optional[str], skip_existing: bool, force: bool, **others: Any) -> None:
-    """Folder-only options given with a single input: a usage error rather than silently ignored."""
-    from msvq_codec.batch import parse_shard
-    from msvq_codec.errors import UsageError
-
-    parse_shard(shard)  # a bad value is reported as such first
-    if skip_existing and force:
-        raise UsageError("--skip-existing and --force contradict each other: choose one")
-    for name, value in {"--shard": shard, **others}.items():
-        if value is not None:
-            raise UsageError(f"{name} is for folder inputs only")
-
-
-def _skipped(input: Path, output: Path, json_out: bool) -> None:
-    if json_out:
-        emit_json({"input": str(input), "output": str(output), "status": "skipped"})
-    else:
-        out.print(f"skipped {output}: it exists (--skip-existing)", highlight=False, soft_wrap=True)
+        out.print(f"decoded {result.input} -> {result.output}: {result.frames} frames, {result.width}x"
+                  f"{result.height}, {result.seconds:.2f} s", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @app.command()
 @guarded
+@coding_options
 def encode(
     input: Path = typer.Argument(..., metavar="INPUT", help=ENCODE_INPUT_HELP),
     output: Path = typer.Argument(..., metavar="OUTPUT", help=ENCODE_OUTPUT_HELP),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     codec: str = typer.Option("zstd", "--codec", help="Stream compressor: zstd | deflate."),
     level: Optional[int] = typer.Option(None, "--level", help=LEVEL_HELP),
-    batch_size: int = typer.Option(4, "--batch-size", help="Clips per forward pass."),
     input_fps: Optional[float] = typer.Option(None, "--input-fps", help="Take the input to be at this frame rate."),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help=JOBS_HELP),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
-    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help=SHARD_HELP),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    **common: Any,
 ) -> None:
     """Encode a video (or every video under a folder, into a mirrored tree of .msvq files)."""
-    from msvq_codec import codec as lib
-    from msvq_codec.batch import check_options
-    from msvq_codec.video import is_frame_folder, probe, resampled_count
-
-    options = {"codec": codec, "level": level, "batch_size": batch_size, "input_fps": input_fps}
-    check_options("encode", options)
-    lib.resolve_device(device)
-    if input.is_dir() and not is_frame_folder(input):
-        _run_folder("encode", input, output, json_out, weights=weights, device=device, jobs=jobs,
-                    skip_existing=skip_existing, force=force, shard=shard, **options)  # fmt: skip
-        return
-    _single_only(shard, skip_existing, force)
-    if output.is_dir():  # like cp: into the folder, under the input's name
-        output = output / ((input.name if input.is_dir() else input.stem) + ".msvq")
-    if skip_existing and output.exists():
-        return _skipped(input, output, json_out)
-    total = None
-    if not STATE["quiet"] and err.is_terminal:
-        info = probe(input, input_fps)
-        if info.declared_frames:
-            from msvq_codec.config import ModelConfig
-
-            total = -(-resampled_count(info.declared_frames, info.fps) // ModelConfig.clip_frames)  # estimate
-    result = _run_single(
-        lambda progress: lib.encode_video(input, output, weights=weights, device=device, force=force,
-                                          progress=progress, **options),
-        total, f"encode {input.name}",
-    )  # fmt: skip
-    _report(result, json_out, f"encoded {result.input} -> {result.output}: {result.frames} frames ({result.clips} "
-            f"clips), {result.bytes} bytes, {result.paper_bpp:.4f} bpp (paper), {result.file_bpp:.4f} bpp (file), "
-            f"{result.seconds:.2f} s")  # fmt: skip
+    _code("encode", input, output, {"codec": codec, "level": level, "input_fps": input_fps}, **common)
 
 
 @app.command()
 @guarded
+@coding_options
 def decode(
     input: Path = typer.Argument(..., metavar="INPUT", help=DECODE_INPUT_HELP),
     output: Path = typer.Argument(..., metavar="OUTPUT", help=DECODE_OUTPUT_HELP),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the output video (default: the clips' 16)."),
     size: Optional[str] = typer.Option(None, "--size", metavar="WxH|source", help=SIZE_HELP),
-    batch_size: int = typer.Option(4, "--batch-size", help="Clips per forward pass."),
     ext: Optional[str] = typer.Option(None, "--ext", help=EXT_HELP),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help=JOBS_HELP),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
-    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help=SHARD_HELP),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    **common: Any,
 ) -> None:
     """Decode a .msvq file to a video, .npy or PNG folder (or a folder of .msvq files into a mirrored tree)."""
-    from msvq_codec import codec as lib
-    from msvq_codec.batch import check_ext, check_options
-    from msvq_codec.container import read_header
-
-    options = {"fps": fps, "size": size, "batch_size": batch_size}
-    check_options("decode", options)
-    lib.resolve_device(device)
-    if input.is_dir():
-        _run_folder("decode", input, output, json_out, weights=weights, device=device, jobs=jobs,
-                    skip_existing=skip_existing, force=force, shard=shard, ext=check_ext(ext or "mp4"),
-                    **options)  # fmt: skip
-        return
-    _single_only(shard, skip_existing, force, **{"--ext": ext})
-    if skip_existing and output.exists():
-        return _skipped(input, output, json_out)
-    total = None
-    if not STATE["quiet"] and err.is_terminal and input.is_file():
-        try:
-            with input.open("rb") as fp:
-                total = read_header(fp).n_clips
-        except (MsvqError, OSError):
-            pass  # decode_file reports it
-    result = _run_single(
-        lambda progress: lib.decode_file(input, output, weights=weights, device=device, force=force,
-                                         progress=progress, **options),
-        total, f"decode {input.name}",
-    )  # fmt: skip
-    _report(result, json_out, f"decoded {result.input} -> {result.output}: {result.frames} frames, "
-            f"{result.width}x{result.height}, {result.seconds:.2f} s")  # fmt: skip
+    _code("decode", input, output, {"fps": fps, "size": size}, ext=ext, **common)
 
 
 @app.command()
@@ -308,10 +315,7 @@ def info(
 
     from msvq_codec import codec as lib
 
-    header = lib.info(file)
-    size = file.stat().st_size
-    d = {"file": str(file), "bytes": size, **header.to_dict(),
-         "file_bpp": size * 8 / (header.frame_count * header.clip_height * header.clip_width)}  # fmt: skip
+    d = lib.describe(file)
     if json_out:
         emit_json(d)
         return
@@ -371,7 +375,7 @@ def train(
     augment: bool = typer.Option(False, "--augment", help="Temporal offset, scale crop, flip."),
     seed: int = typer.Option(0),
     workers: int = typer.Option(0, help="DataLoader worker processes."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    device: Device = "auto",
     no_amp: bool = typer.Option(False, "--no-amp", help="Full fp32 (no bf16/fp16 autocast)."),
     vgg_weights: Optional[Path] = typer.Option(None, help="VGG16 weights file (else the cache; see fetch-vgg)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Prepared-frame cache (default: <run-dir>/../cache)."),
@@ -379,7 +383,7 @@ def train(
     max_val_clips: int = typer.Option(0, help="Validate on at most N clips (0: all)."),
     stop_after: int = typer.Option(0, help="End this invocation after N steps (resume later; schedule unchanged)."),
 ) -> None:
-    """Train an MS-VQ-VAE with the paper's recipe (also: torchrun --nproc_per_node N -m msvq_codec.train).
+    """Train an MS-VQ-VAE with the paper's recipe (also: torchrun --nproc_per_node N -m msvq_codec train ...).
 
     With --resume, the run continues with the model and training configs stored in the checkpoint."""
     from msvq_codec.config import TrainConfig, model_preset
@@ -459,11 +463,11 @@ def export(
     note: Optional[str] = typer.Option(None, help="JSON object added to the provenance metadata."),
 ) -> None:
     """Export a checkpoint as fp16 safetensors weights with config and provenance."""
-    from msvq_codec.errors import OutputExists, UsageError
+    from msvq_codec.errors import UsageError
+    from msvq_codec.outputs import check_target
     from msvq_codec.train.checkpoint import export as export_weights
 
-    if output.exists() and not force:
-        raise OutputExists(f"{output} exists (use --force to overwrite)")
+    check_target(output, force)  # before the checkpoint is read
     try:
         extra = json.loads(note) if note else None
     except json.JSONDecodeError as e:
@@ -477,8 +481,8 @@ def export(
 def bench(
     inputs: list[Path] = typer.Argument(..., metavar="INPUT", help="Videos, frame folders, .npy, or folders of them."),
     weights: Optional[list[Path]] = typer.Option(None, "--weights", help="Weights (repeat to compare models)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    batch_size: int = typer.Option(4, min=1, help="Clips per forward pass."),
+    device: Device = "auto",
+    batch_size: BatchSize = None,
     classic: bool = typer.Option(True, "--classic/--no-classic", help="Also run classic codecs via ffmpeg."),
     codecs: str = typer.Option("x264,x265,svtav1,vp9", help="Classic codecs to run."),
     crf: Optional[list[str]] = typer.Option(None, "--crf", help="CRF list, '18,28,38' or 'x264=18,28' (repeatable)."),
@@ -510,11 +514,12 @@ def bench(
     for path in (json_file, plot, frames):
         if path is not None:
             check_target(path, force=True)  # a missing folder fails now, not after the run
+    given = {"batch_size": batch_size} if batch_size is not None else {}  # else the library's default
     options = BenchOptions(
-        inputs=tuple(inputs), weights=tuple(weights or ()), device=device, batch_size=batch_size, classic=classic,
+        inputs=tuple(inputs), weights=tuple(weights or ()), device=device, classic=classic,
         codecs=tuple(c.name for c in chosen), crfs=parse_crfs(list(crf or []), chosen), modes=modes,
         lpips={None: "auto", True: "on", False: "off"}[lpips], vgg_weights=vgg_weights, max_clips=max_clips,
-        include_partial=include_partial, input_fps=input_fps,
+        include_partial=include_partial, input_fps=input_fps, **given,
     )  # fmt: skip
     result = run_bench(options, log=lambda m: STATE["quiet"] or err.print(m, highlight=False, soft_wrap=True))
     report.print_report(out, result)

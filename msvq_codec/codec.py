@@ -12,19 +12,21 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from msvq_codec.container import (
-    CODEC_LEVELS, Container, Header, LevelInfo, StreamCodec, default_level, from_bytes, to_bytes,
+    CODEC_LEVELS, Container, Header, LevelInfo, StreamCodec, default_level, from_bytes, read_header, to_bytes,
 )  # fmt: skip
-from msvq_codec.errors import FormatError, InputError, UsageError, WeightsMismatch
+from msvq_codec.config import ModelConfig
+from msvq_codec.device import pick_device
+from msvq_codec.errors import FormatError, InputError, MsvqError, UsageError, WeightsMismatch
 from msvq_codec.model.vqvae import Codes
 from msvq_codec.model.weights import LoadedModel, load_weights
 from msvq_codec.outputs import atomic_output, check_target
-from msvq_codec.video import iter_clips, output_kind, probe, write_video
+from msvq_codec.video import SourceInfo, iter_clips, output_kind, probe, resampled_count, write_video
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS_NAME = "msvq-default.safetensors"
@@ -38,18 +40,15 @@ def default_weights() -> Path:
     return Path(os.environ.get("MSVQ_WEIGHTS") or WEIGHTS_DIR / DEFAULT_WEIGHTS_NAME)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise UsageError(f"--device must be auto, cpu or cuda, not {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available")
-    return torch.device(name)
-
-
 def load_model(weights: str | Path | None = None, device: str = "auto") -> LoadedModel:
-    return load_weights(weights or default_weights(), resolve_device(device))
+    return load_weights(weights or default_weights(), pick_device(device))
+
+
+def check_batch_size(batch_size: int) -> int:
+    """Clips per forward pass: a positive integer (UsageError otherwise)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"batch_size must be a positive integer, not {batch_size!r}", option="batch_size")
+    return batch_size
 
 
 def parse_codec(name: str | StreamCodec, level: int | None) -> tuple[StreamCodec, int]:
@@ -59,13 +58,65 @@ def parse_codec(name: str | StreamCodec, level: int | None) -> tuple[StreamCodec
         try:
             codec = StreamCodec[name.upper()]
         except KeyError:
-            raise UsageError(f"--codec must be zstd or deflate, not {name!r}") from None
+            raise UsageError(f"codec must be zstd or deflate, not {name!r}", option="codec") from None
     if level is None:
         return codec, default_level(codec)
     lo, hi = CODEC_LEVELS[codec]
     if isinstance(level, bool) or not isinstance(level, int) or not lo <= level <= hi:
-        raise UsageError(f"--level for {codec.name.lower()} must be an integer in {lo}..{hi}, not {level!r}")
+        raise UsageError(
+            f"level for {codec.name.lower()} must be an integer in {lo}..{hi}, not {level!r}", option="level"
+        )
     return codec, level
+
+
+# ---- the header ------------------------------------------------------------------------------------------
+
+
+def levels_of(config: ModelConfig) -> tuple[LevelInfo, ...]:
+    """The level records a .msvq file of this model holds, coarse first (``Codes.by_level`` order)."""
+    return tuple(LevelInfo(config.grid(name), config.codebook_size) for name in config.level_names)
+
+
+def make_header(
+    config: ModelConfig,
+    model_id: bytes,
+    frame_count: int,
+    source: SourceInfo | None = None,
+    *,
+    codec: str | StreamCodec = "zstd",
+    level: int | None = None,
+) -> Header:
+    """The header of a .msvq file of ``frame_count`` frames (at ``config.fps``) coded by this model; the
+    only place one is built. ``source``: the input's rate and size (None: the clips' own)."""
+    stream_codec, codec_level = parse_codec(codec, level)
+    own = (config.fps, config.clip_size, config.clip_size)
+    fps, width, height = (source.fps, source.width, source.height) if source is not None else own
+    return Header(
+        model_id=model_id,
+        source_fps=float(fps),
+        source_width=width,
+        source_height=height,
+        frame_count=frame_count,
+        fps=config.fps,
+        clip_frames=config.clip_frames,
+        clip_height=config.clip_size,
+        clip_width=config.clip_size,
+        n_clips=-(-frame_count // config.clip_frames),  # the last clip padded
+        levels=levels_of(config),
+        codec=stream_codec,
+        codec_level=codec_level,
+    )
+
+
+def paper_bpp(config: ModelConfig) -> float:
+    """The paper's bits per pixel of this model, sum over levels of N log2 K / (T H W), as a .msvq header
+    counts them (``Header.paper_bpp``)."""
+    return make_header(config, bytes(16), config.clip_frames).paper_bpp  # any model ID: the bits are the same
+
+
+def file_bpp(n_bytes: int, header: Header) -> float:
+    """Real bits per pixel of a .msvq file of ``n_bytes``: its bits over the pixels of the frames it returns."""
+    return n_bytes * 8 / (header.frame_count * header.clip_height * header.clip_width)
 
 
 # ---- clips <-> codes ---------------------------------------------------------------------------------------
@@ -111,7 +162,7 @@ def decode_clips(
     n_clips = indices[0].shape[0]
     for start in range(0, n_clips, batch_size):
         levels = [torch.from_numpy(a[start : start + batch_size].astype(np.int64)).to(device) for a in indices]
-        codes = Codes(*levels) if len(levels) == 2 else Codes(None, levels[0])
+        codes = Codes.from_levels(levels)
         x = model.decode(codes)  # [b, 3, T, H, W] in [0, 1]
         frames = (x * 255.0).round_().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()  # [b, T, H, W, 3]
         if progress:
@@ -137,22 +188,20 @@ def encode_to_bytes(
     cfg = loaded.model.config
     stream = iter_clips(source, fps=cfg.fps, size=cfg.clip_size, clip_frames=cfg.clip_frames, input_fps=input_fps)
     indices = encode_clips(loaded, stream, batch_size, progress)
-    info = stream.info
-    header = Header(
-        model_id=loaded.model_id,
-        source_fps=float(info.fps),
-        source_width=info.width,
-        source_height=info.height,
-        frame_count=stream.frame_count,
-        fps=cfg.fps,
-        clip_frames=cfg.clip_frames,
-        clip_height=cfg.clip_size,
-        clip_width=cfg.clip_size,
-        n_clips=indices[0].shape[0],
-        levels=tuple(LevelInfo(cfg.grid(name), cfg.codebook_size) for name in cfg.level_names),
-        codec=stream_codec,
-        codec_level=codec_level,
-    )
+    return codes_to_bytes(loaded, indices, stream.frame_count, stream.info, codec=stream_codec, level=codec_level)
+
+
+def codes_to_bytes(
+    loaded: LoadedModel,
+    indices: tuple[np.ndarray, ...],
+    frame_count: int,
+    source: SourceInfo | None = None,
+    *,
+    codec: str | StreamCodec = "zstd",
+    level: int | None = None,
+) -> tuple[Header, bytes]:
+    """Per-level index arrays [n_clips, t, h, w] of ``frame_count`` frames -> the .msvq file that holds them."""
+    header = make_header(loaded.model.config, loaded.model_id, frame_count, source, codec=codec, level=level)
     return header, to_bytes(header, indices)
 
 
@@ -161,11 +210,11 @@ def check_compatible(header: Header, loaded: LoadedModel) -> None:
     if header.model_id != loaded.model_id:
         raise WeightsMismatch(
             f"this file was made by model {header.model_id.hex()}, but the loaded weights are model "
-            f"{loaded.model_id.hex()}: pass the weights it was made with (--weights)"
+            f"{loaded.model_id.hex()}: load the weights it was made with",
+            option="weights",
         )
     cfg = loaded.model.config
-    expected = tuple(LevelInfo(cfg.grid(name), cfg.codebook_size) for name in cfg.level_names)
-    if header.levels != expected or (header.clip_frames, header.clip_height, header.clip_width, header.fps) != (
+    if header.levels != levels_of(cfg) or (header.clip_frames, header.clip_height, header.clip_width, header.fps) != (
         cfg.clip_frames, cfg.clip_size, cfg.clip_size, cfg.fps
     ):  # fmt: skip
         raise FormatError("the file's grids, clip shape or frame rate do not match its model's configuration")
@@ -195,10 +244,15 @@ def read_file(path: str | Path) -> Container:
     if size > MAX_READ_BYTES:
         raise FormatError(f"{path} is {size} bytes, larger than any .msvq file this reader accepts")
     with path.open("rb") as fp:
-        try:
-            return from_bytes(fp.read())
-        except FormatError as err:
-            raise FormatError(f"{path}: {err}") from None
+        return read_bytes(fp.read(), path)
+
+
+def read_bytes(data: bytes, name: str | Path | None = None) -> Container:
+    """A whole .msvq file from its bytes, checked (CRCs, streams); a FormatError names ``name``."""
+    try:
+        return from_bytes(data)
+    except FormatError as err:
+        raise FormatError(f"{name}: {err}" if name else str(err)) from None
 
 
 # ---- files ---------------------------------------------------------------------------------------------
@@ -254,10 +308,9 @@ def encode_video(
     )
     with atomic_output(output, force) as tmp:
         tmp.write_bytes(data)
-    pixels = header.frame_count * header.clip_height * header.clip_width
     return EncodeResult(
         str(input), str(output), header.frame_count, header.n_clips, len(data), header.paper_bpp,
-        len(data) * 8 / pixels, time.perf_counter() - started,
+        file_bpp(len(data), header), time.perf_counter() - started,
     )  # fmt: skip
 
 
@@ -268,14 +321,16 @@ def parse_size(size: str | tuple[int, int] | None, header: Header) -> tuple[int,
     if size == "source":
         w, h = header.source_width, header.source_height
         if not (1 <= w <= 16384 and 1 <= h <= 16384):  # the header allows up to 2**32 - 1
-            raise UsageError(f"--size source: the file records a {w}x{h} source, beyond 16384 a side; give --size WxH")
+            raise UsageError(
+                f"size 'source': the file records a {w}x{h} source, beyond 16384 a side; give a size WxH", option="size"
+            )
         return (w, h)
     try:
         w, h = (int(v) for v in size.lower().split("x"))
     except ValueError:
-        raise UsageError(f"--size must be WxH or 'source', not {size!r}") from None
+        raise UsageError(f"size must be WxH or 'source', not {size!r}", option="size") from None
     if not (1 <= w <= 16384 and 1 <= h <= 16384):
-        raise UsageError(f"--size {size}: width and height must be 1..16384")
+        raise UsageError(f"size {size}: width and height must be 1..16384", option="size")
     return (w, h)
 
 
@@ -326,13 +381,61 @@ def info(path: str | Path) -> Header:
     return read_file(path).header
 
 
+def describe(path: str | Path) -> dict[str, Any]:
+    """What ``msvq info`` shows: the file's name and size, its header (``Header.to_dict``), its real bpp."""
+    header = info(path)
+    size = Path(path).stat().st_size
+    return {"file": str(path), "bytes": size, **header.to_dict(), "file_bpp": file_bpp(size, header)}
+
+
 def roundtrip_bytes(data: bytes, loaded: LoadedModel, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Decode .msvq bytes fully in memory: frames [frame_count, H, W, 3] uint8 (for bench and tests)."""
-    container = from_bytes(data)
+    container = read_bytes(data)
     return np.stack(list(decode_frames(container, loaded, batch_size)))
 
 
+# ---- planning a run ----------------------------------------------------------------------------------------
+
+
+def encoded_name(source: str | Path) -> str:
+    """The .msvq file name an input gets in an output folder: ``clip.avi`` -> ``clip.msvq``, a frame folder
+    ``shots`` -> ``shots.msvq``."""
+    source = Path(source)
+    return (source.name if source.is_dir() else source.stem) + ".msvq"
+
+
+def encode_target(source: str | Path, output: str | Path) -> Path:
+    """Where encoding ``source`` to ``output`` writes: ``output`` itself, or, when it is an existing folder,
+    the input's .msvq name inside it (as ``cp`` does)."""
+    output = Path(output)
+    return output / encoded_name(source) if output.is_dir() else output
+
+
+def estimate_clips(source: str | Path, input_fps: float | None = None) -> int | None:
+    """Clips encoding ``source`` will take, from what its container declares (None: it declares nothing, or
+    cannot be probed; encoding reports the problem). An estimate: declared frame counts may be wrong."""
+    try:
+        source_info = probe(source, input_fps)
+    except MsvqError:
+        return None
+    if not source_info.declared_frames:
+        return None
+    frames = resampled_count(source_info.declared_frames, source_info.fps, ModelConfig.fps)
+    return -(-frames // ModelConfig.clip_frames)
+
+
+def recorded_clips(path: str | Path) -> int | None:
+    """The clip count a .msvq file's header records (None: not readable; decoding reports the problem)."""
+    try:
+        with Path(path).open("rb") as fp:
+            return read_header(fp).n_clips
+    except (MsvqError, OSError):
+        return None
+
+
 __all__ = [
-    "DecodeResult", "EncodeResult", "decode_file", "decode_frames", "encode_clips", "encode_to_bytes",
-    "encode_video", "info", "load_model", "read_file", "roundtrip_bytes",
+    "DEFAULT_BATCH", "DecodeResult", "EncodeResult", "check_batch_size", "codes_to_bytes", "decode_file",
+    "decode_frames", "describe", "encode_clips", "encode_target", "encode_to_bytes", "encode_video", "encoded_name",
+    "estimate_clips", "file_bpp", "info", "levels_of", "load_model", "make_header", "paper_bpp", "read_bytes",
+    "read_file", "recorded_clips", "roundtrip_bytes",
 ]  # fmt: skip

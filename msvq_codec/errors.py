@@ -5,9 +5,18 @@ Anything else that escapes is a bug, shown with a traceback only under ``--debug
 
 
 class MsvqError(Exception):
-    """Base class: a failure the user can act on. ``str(err)`` is the one-line message."""
+    """Base class: a failure the user can act on. ``str(err)`` is the one-line message.
+
+    The library speaks of values and of its own argument names, never of command-line flags. ``option``
+    names the argument whose value is at fault (``"batch_size"``, ``"force"``); a message about it starts
+    with that name where it reads naturally, so the CLI can put its flag (``--batch-size``) in its place or
+    add the flag as a hint (see ``cli.describe``)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
 
 class UsageError(MsvqError):
@@ -33,4 +42,4 @@ class WeightsMismatch(MsvqError):
 
 
 class OutputExists(MsvqError):
-    """The output exists and ``--force`` was not given."""
+    """The output exists and ``force`` was not given."""

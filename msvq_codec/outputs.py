@@ -4,6 +4,10 @@ A crash, an error or a signal mid-write leaves no partial output under the targe
 is replaced only with ``force``. Without ``force``, the final step is a hard link (files) or a rename onto a
 name that must not exist (folders), both of which fail rather than replace, so two processes racing for one
 name never overwrite each other silently.
+
+``atomic_output`` is the one way msvq writes a file or folder: .msvq files, decoded videos, weights, bench
+reports, cached VGG weights (and checkpoints and the training frame cache). ``skip_existing`` is the one rule
+for resuming a run over outputs that exist.
 """
 
 from __future__ import annotations
@@ -27,15 +31,29 @@ def temp_name(target: Path) -> Path:
 
 
 def check_target(target: Path, force: bool) -> None:
+    """``target`` may be written: its folder exists, and it does not or ``force`` is given."""
     if target.exists() and not force:
-        raise OutputExists(f"{target} exists (use --force to overwrite)")
+        raise OutputExists(f"{target} exists", option="force")
     if not target.parent.is_dir():
         raise UsageError(f"output folder does not exist: {target.parent}")
 
 
+def skip_existing(target: str | Path, skip: bool, force: bool) -> bool:
+    """Whether to leave ``target`` alone because it exists and ``skip`` (resume a run) was asked for.
+    ``skip`` with ``force`` is a contradiction (UsageError)."""
+    if skip and force:
+        raise UsageError("skip_existing and force contradict each other: choose one", option="skip_existing")
+    return skip and os.path.lexists(target)
+
+
 @contextmanager
 def atomic_output(target: str | Path, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it becomes ``target``, on any exception it is removed."""
+    """Yield a temporary path to write (a file or a folder, of ``target``'s suffix); on success it becomes
+    ``target``, with an ordinary file's permissions, and on any exception it is removed.
+
+        with atomic_output(path, force=True) as tmp:
+            save_file(tensors, str(tmp))
+    """
     target = Path(target)
     check_target(target, force)
     tmp = temp_name(target)
@@ -47,6 +65,10 @@ def atomic_output(target: str | Path, force: bool = False) -> Iterator[Path]:
 
 
 def _commit(tmp: Path, target: Path, force: bool) -> None:
+    if tmp.is_file():  # some writers (safetensors) create 0600 files: give it what open() would have
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
     if tmp.is_dir():
         if force and target.exists():
             old = temp_name(target)
@@ -61,7 +83,7 @@ def _commit(tmp: Path, target: Path, force: bool) -> None:
         try:
             tmp.rename(target)  # fails if target became a non-empty folder meanwhile
         except OSError:
-            raise OutputExists(f"{target} appeared while writing (use --force to overwrite)") from None
+            raise OutputExists(f"{target} appeared while writing", option="force") from None
         return
     if force:
         os.replace(tmp, target)
@@ -69,10 +91,10 @@ def _commit(tmp: Path, target: Path, force: bool) -> None:
     try:
         os.link(tmp, target)  # atomic create-if-absent
     except FileExistsError:
-        raise OutputExists(f"{target} appeared while writing (use --force to overwrite)") from None
+        raise OutputExists(f"{target} appeared while writing", option="force") from None
     except OSError:  # file systems without hard links
         if target.exists():
-            raise OutputExists(f"{target} exists (use --force to overwrite)") from None
+            raise OutputExists(f"{target} exists", option="force") from None
         os.replace(tmp, target)
 
 

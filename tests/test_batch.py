@@ -150,7 +150,7 @@ def test_existing_outputs_fail_without_force_and_are_replaced_with_it(tmp_path, 
     assert again.failed == 3 and all("exists" in r.error for r in again.results)
     forced = run_batch("encode", corpus / "a", out, weights=weights, device="cpu", force=True)
     assert forced.failed == 0 and forced.count("ok") == 3
-    with pytest.raises(UsageError, match="skip-existing"):
+    with pytest.raises(UsageError, match="skip_existing and force"):
         run_batch("encode", corpus, out, weights=weights, skip_existing=True, force=True)
 
 
@@ -196,7 +196,7 @@ def test_empty_folder_and_bad_calls(tmp_path, weights):
 def test_missing_weights_fail_the_run_once(tmp_path, corpus):
     from msvq_codec.errors import WeightsError
 
-    with pytest.raises(WeightsError, match="msvq train"):
+    with pytest.raises(WeightsError, match="no weights at"):
         run_batch("encode", corpus, tmp_path / "out", weights=tmp_path / "none.safetensors", device="cpu")
 
 

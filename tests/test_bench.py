@@ -1,4 +1,4 @@
-"""Tests for ``msvq bench``: the bpp formula, BD-rate, LPIPS scoring, that bench's bits are the bits ``msvq encode``
+"""Tests for ``msvq bench``: the paper's bpp formula, BD-rate, LPIPS scoring, that bench's bits are the bits ``msvq encode``
 writes, the classic-codec path, the JSON report and the command line.
 
 The model is ``MSVQVAE(model_preset("tiny"))``, randomly initialised, its codebooks seeded by one training
@@ -20,15 +20,14 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from msvq_codec.bench import BenchOptions, formula_bpp, run_bench
+from msvq_codec.bench import BenchOptions, run_bench
 from msvq_codec.bench import classic, report
 from msvq_codec.bench.bdrate import bd_rate
 from msvq_codec.bench.clips import gather
 from msvq_codec.bench.score import Scorer, mean
 from msvq_codec.cli import app
-from msvq_codec.codec import encode_video, load_model, roundtrip_bytes
+from msvq_codec.codec import encode_video, load_model, paper_bpp, roundtrip_bytes
 from msvq_codec.config import ModelConfig, model_preset
-from msvq_codec.container import Header, LevelInfo, StreamCodec
 from msvq_codec.errors import UsageError, WeightsError
 from msvq_codec.metrics import clip_psnr
 from msvq_codec.model.vqvae import MSVQVAE
@@ -83,17 +82,14 @@ def options(inputs, weights, **kw) -> BenchOptions:
 # ---- the paper's bpp formula --------------------------------------------------------------------------------
 
 
-def test_formula_bpp_matches_the_grid_shapes():
+def test_paper_bpp_matches_the_grid_shapes():
     cfg = ModelConfig()  # the paper's model; not built
     assert cfg.grid("bottom") == (16, 16, 16) and cfg.grid("top") == (8, 8, 8) and cfg.codebook_size == 1024
     expected = (16 * 16 * 16 * 10 + 8 * 8 * 8 * 10) / (32 * 64 * 64)  # (N_b log2 K + N_t log2 K) / (T H W)
     assert expected == pytest.approx(0.3515625)
-    assert formula_bpp(cfg) == pytest.approx(expected)
-    levels = tuple(LevelInfo(cfg.grid(n), cfg.codebook_size) for n in cfg.level_names)
-    header = Header(bytes(16), 25.0, 320, 240, 70, 16.0, 32, 64, 64, 3, levels, StreamCodec.ZSTD, 19)
-    assert header.paper_bpp == pytest.approx(expected)  # the container counts the same bits
-    assert formula_bpp(model_preset("single-level")) == pytest.approx(16**3 * 10 / (32 * 64 * 64))  # 0.3125
-    assert formula_bpp(model_preset("codebook-512")) == pytest.approx((16**3 + 8**3) * 9 / (32 * 64 * 64))
+    assert paper_bpp(cfg) == pytest.approx(expected)
+    assert paper_bpp(model_preset("single-level")) == pytest.approx(16**3 * 10 / (32 * 64 * 64))  # 0.3125
+    assert paper_bpp(model_preset("codebook-512")) == pytest.approx((16**3 + 8**3) * 9 / (32 * 64 * 64))
 
 
 # ---- BD-rate ------------------------------------------------------------------------------------------------
@@ -176,41 +172,45 @@ def test_bench_bits_equal_the_file_msvq_encode_writes(tmp_path, weights, clip_np
     result = run_bench(options([clip_npy], weights, include_partial=True))
     written = encode_video(clip_npy, tmp_path / "v.msvq", weights=weights, device="cpu")
     size = (tmp_path / "v.msvq").stat().st_size
-    assert result.videos[0]["msvq_file_bytes"]["tiny"] == size == written.bytes
-    stream = next(s for s in result.streams if s["kind"] == "msvq")
-    assert stream["bits"] == 8 * size and stream["frames"] == 40  # every clip evaluated: the whole file
-    point = next(p for p in result.summary if p["kind"] == "msvq" and p["mode"] == "per-video")
-    assert point["bpp"] == pytest.approx(written.file_bpp)
-    assert point["bpp_paper"] == pytest.approx(written.paper_bpp)
-    assert result.models[0]["file_bytes"] == size
+    assert result.videos[0].msvq_file_bytes["tiny"] == size == written.bytes
+    stream = next(s for s in result.streams if s.kind == "msvq")
+    assert stream.bits == 8 * size and stream.frames == 40  # every clip evaluated: the whole file
+    point = result.point("msvq:tiny", "per-video")
+    assert point.bpp == pytest.approx(written.file_bpp)
+    assert point.bpp_paper == pytest.approx(written.paper_bpp)
+    assert result.models[0].file_bytes == size
 
     # per-clip: each clip's bits are those of encoding that clip alone
     data = np.load(clip_npy)
-    for clip_record, (start, stop) in zip([r for r in result.clips if r["mode"] == "per-clip"], [(0, 32), (32, 40)]):
+    for clip_record, (start, stop) in zip([r for r in result.clips if r.mode == "per-clip"], [(0, 32), (32, 40)]):
         np.save(tmp_path / f"c{start}.npy", data[start:stop])
         alone = encode_video(tmp_path / f"c{start}.npy", tmp_path / f"c{start}.msvq", weights=weights, device="cpu")
-        assert clip_record["bits"] == 8 * alone.bytes
+        assert clip_record.bits == 8 * alone.bytes
         deflate = encode_video(tmp_path / f"c{start}.npy", tmp_path / f"d{start}.msvq", weights=weights,
                                device="cpu", codec="deflate")  # fmt: skip
-        assert clip_record["bits_deflate"] == 8 * deflate.bytes
+        assert clip_record.bits_deflate == 8 * deflate.bytes
+        assert clip_record.paper_bits == pytest.approx(alone.paper_bpp * 32 * 64 * 64)  # over the padded clip
 
     # and the scores are those of the frames decoded from that file
     loaded = load_model(weights, "cpu")
     decoded = roundtrip_bytes((tmp_path / "v.msvq").read_bytes(), loaded)
-    first = next(r for r in result.clips if r["mode"] == "per-clip" and r["clip"] == 0)
-    assert first["psnr"] == pytest.approx(clip_psnr(data[:32], decoded[:32]))
-    last = next(r for r in result.clips if r["mode"] == "per-clip" and r["clip"] == 1)
-    assert last["frames"] == 8 and last["psnr"] == pytest.approx(clip_psnr(data[32:], decoded[32:]))
+    first = next(r for r in result.clips if r.mode == "per-clip" and r.clip == 0)
+    assert first.psnr == pytest.approx(clip_psnr(data[:32], decoded[:32]))
+    last = next(r for r in result.clips if r.mode == "per-clip" and r.clip == 1)
+    assert last.frames == 8 and last.psnr == pytest.approx(clip_psnr(data[32:], decoded[32:]))
+    # msvq decodes once: its per-video records carry the same distortions, and no bits of their own
+    per_video = [r for r in result.clips if r.mode == "per-video"]
+    assert [r.psnr for r in per_video] == [first.psnr, last.psnr] and {r.bits for r in per_video} == {None}
 
 
 def test_full_clips_only_by_default_and_speed_recorded(weights, clip_npy):
     result = run_bench(options([clip_npy], weights))
-    assert {r["clip"] for r in result.clips} == {0}
-    stream = next(s for s in result.streams if s["kind"] == "msvq")
-    assert stream["frames"] == 32 and stream["bits"] < 8 * result.videos[0]["msvq_file_bytes"]["tiny"]
+    assert {r.clip for r in result.clips} == {0}
+    stream = next(s for s in result.streams if s.kind == "msvq")
+    assert stream.frames == 32 and stream.bits < 8 * result.videos[0].msvq_file_bytes["tiny"]
     model = result.models[0]
-    assert model["frames"] == 40 and model["encode_fps"] > 0 and model["decode_fps"] > 0
-    assert model["peak_memory_bytes"] > 0 and model["bpp_formula"] == pytest.approx(0.17578125)  # K = 32: 5 bits
+    assert model.frames == 40 and model.encode_fps > 0 and model.decode_fps > 0
+    assert model.peak_memory_bytes > 0 and model.bpp_formula == pytest.approx(0.17578125)  # K = 32: 5 bits
 
 
 def test_too_short_inputs_are_a_clear_error(tmp_path, weights):
@@ -252,7 +252,7 @@ def test_no_ffmpeg_is_a_note_not_a_failure(monkeypatch, weights, clip_npy):
     monkeypatch.setattr("msvq_codec.bench.run.ffmpeg_path", lambda: None)
     result = run_bench(options([clip_npy], weights, classic=True))
     assert any("ffmpeg is not on PATH" in n for n in result.notes)
-    assert all(r["kind"] == "msvq" for r in result.clips)
+    assert all(r.kind == "msvq" for r in result.clips)
 
 
 # ---- JSON and the command line --------------------------------------------------------------------------------

@@ -260,3 +260,27 @@ def test_debug_lets_the_exception_through(tmp_path):
     bad.write_bytes(b"junk")
     res = run("--debug", "info", bad)
     assert res.exit_code == 1 and isinstance(res.exception, FormatError)
+
+
+# ---- the CLI's place: it speaks of flags, the library of values; nothing imports it ------------------------
+
+
+def test_library_errors_are_told_with_the_commands_flags():
+    from msvq_codec.cli import describe
+    from msvq_codec.errors import InputError, OutputExists, UsageError, WeightsError, WeightsMismatch
+
+    bad_batch = UsageError("batch_size must be a positive integer, not 0", option="batch_size")
+    assert describe(bad_batch) == "--batch-size must be a positive integer, not 0"
+    assert describe(OutputExists("x.msvq exists", option="force")) == "x.msvq exists (use --force to overwrite)"
+    assert "msvq train" in describe(WeightsError("no weights at w.safetensors", option="weights"))
+    assert describe(WeightsMismatch("made by model 01", option="weights")) == "made by model 01 (--weights)"
+    assert describe(InputError("no such file: x")) == "no such file: x"
+
+
+def test_nothing_but_main_imports_the_cli():
+    package = Path(__file__).resolve().parent.parent / "msvq_codec"
+    importers = sorted(
+        str(path.relative_to(package)) for path in package.rglob("*.py")
+        if "msvq_codec.cli" in path.read_text() or "from msvq_codec import cli" in path.read_text()
+    )  # fmt: skip
+    assert importers == ["__main__.py"]

@@ -54,9 +54,10 @@ def test_failure_before_anything_written_leaves_nothing(tmp_path):
 def test_existing_file_kept_without_force(tmp_path):
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
-    with pytest.raises(OutputExists, match="--force"):
+    with pytest.raises(OutputExists, match="exists") as info:
         with atomic_output(target) as tmp:
             tmp.write_bytes(b"new")
+    assert info.value.option == "force"  # the argument that would allow it (the CLI names its flag)
     assert target.read_bytes() == b"old"
     assert listing(tmp_path) == ["out.bin"]
 

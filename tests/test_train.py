@@ -163,8 +163,8 @@ def test_ddp_codebook_statistics_are_reduced_across_processes(tmp_path):
 
 def test_torchrun_two_gloo_processes(data_dir, tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                str(30500 + os.getpid() % 1000), "-m", "msvq_codec.train"]  # fmt: skip
-    args = ["--data", str(data_dir), "--val-list", str(data_dir / "val.txt"), "--run-dir", str(tmp_path / "ddp"),
+                str(30500 + os.getpid() % 1000), "-m", "msvq_codec"]  # fmt: skip
+    args = ["train", "--data", str(data_dir), "--val-list", str(data_dir / "val.txt"), "--run-dir", str(tmp_path / "ddp"),
             "--cache-dir", str(tmp_path / "cache"), "--config", "tiny", "--no-perceptual", "--batch-size", "1",
             "--max-steps", "3", "--device", "cpu"]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")

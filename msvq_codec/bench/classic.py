@@ -90,12 +90,12 @@ def parse_codecs(text: str) -> list[Codec]:
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in CODECS]
     if unknown or not names:
-        raise UsageError(f"--codecs takes a comma-separated list of {', '.join(CODECS)}, not {text!r}")
+        raise UsageError(f"codecs takes a comma-separated list of {', '.join(CODECS)}, not {text!r}", option="codecs")
     return [CODECS[n] for n in dict.fromkeys(names)]
 
 
 def parse_crfs(specs: list[str], codecs: list[Codec]) -> dict[str, tuple[int, ...]]:
-    """``--crf`` values, each ``18,28,38`` (every codec) or ``x264=18,28,38`` (one codec; wins over a list for
+    """CRF lists, each ``18,28,38`` (every codec) or ``x264=18,28,38`` (one codec; wins over a list for
     every codec) -> CRF lists."""
     crfs = {c.name: c.crfs for c in codecs}
     for spec in sorted(specs, key=lambda s: "=" in s):
@@ -103,14 +103,14 @@ def parse_crfs(specs: list[str], codecs: list[Codec]) -> dict[str, tuple[int, ..
         targets = [name.strip().lower()] if name else list(crfs)
         for target in targets:
             if target not in CODECS:
-                raise UsageError(f"--crf {spec!r}: unknown codec {target!r} (one of {', '.join(CODECS)})")
+                raise UsageError(f"crf {spec!r}: unknown codec {target!r} (one of {', '.join(CODECS)})", option="crf")
             lo, hi = CRF_RANGE[target]
             try:
                 values_ = tuple(sorted({int(v) for v in values.split(",") if v.strip()}))
             except ValueError:
-                raise UsageError(f"--crf {spec!r}: CRF values must be integers") from None
+                raise UsageError(f"crf {spec!r}: CRF values must be integers", option="crf") from None
             if not values_ or not all(lo <= v <= hi for v in values_):
-                raise UsageError(f"--crf {spec!r}: {target} takes CRF values in {lo}..{hi}")
+                raise UsageError(f"crf {spec!r}: {target} takes CRF values in {lo}..{hi}", option="crf")
             if target in crfs:
                 crfs[target] = values_
     return crfs

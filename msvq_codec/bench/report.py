@@ -5,6 +5,7 @@ optional dependency: ``pip install -e '.[bench]'``).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from msvq_codec.bench.classic import CODECS
-from msvq_codec.bench.run import BenchResult
+from msvq_codec.bench.records import BDRecord, BenchResult
 from msvq_codec.errors import UsageError
 from msvq_codec.outputs import atomic_output
 
@@ -43,23 +44,9 @@ def _label(system: str) -> str:
     return f"MS-VQ-VAE ({system.removeprefix('msvq:')})" if system.startswith("msvq:") else CODECS[system].label
 
 
-def _point(result: BenchResult, system: str, mode: str, crf: int | None = None) -> dict | None:
-    return next((p for p in result.summary if (p["system"], p["mode"], p["crf"]) == (system, mode, crf)), None)
-
-
 def _main_mode(result: BenchResult) -> str:
-    modes = result.settings["modes"]
+    modes = result.settings.modes
     return "per-clip" if "per-clip" in modes else modes[0]
-
-
-def nearest(result: BenchResult, codec: str, bpp: float, mode: str) -> dict | None:
-    """The CRF point of ``codec`` whose rate is nearest ``bpp`` (in log rate)."""
-    points = [p for p in result.summary if p["system"] == codec and p["mode"] == mode]
-    return min(points, key=lambda p: abs(math.log(p["bpp"] / bpp)), default=None)
-
-
-def _classic_names(result: BenchResult) -> list[str]:
-    return list(dict.fromkeys(p["system"] for p in result.summary if p["kind"] == "classic"))
 
 
 # ---- tables -------------------------------------------------------------------------------------------------
@@ -67,14 +54,14 @@ def _classic_names(result: BenchResult) -> list[str]:
 
 def table1(result: BenchResult) -> Table:
     """Paper Table 1 layout (Metric, Mean, Unit), one value column per model."""
-    n_clips = len({(r["video"], r["clip"]) for r in result.clips})
+    n_clips = len({(r.video, r.clip) for r in result.clips})
     table = Table(title=f"Aggregate performance over {n_clips} clips of {len(result.videos)} videos (Table 1 layout)")
     table.add_column("Metric")
     for m in result.models:
-        table.add_column(m["label"], justify="right")
+        table.add_column(m.label, justify="right")
     table.add_column("Unit")
-    clip_pts = [_point(result, m["system"], "per-clip") for m in result.models]
-    video_pts = [_point(result, m["system"], "per-video") for m in result.models]
+    clip_pts = [result.point(m.system, "per-clip") for m in result.models]
+    video_pts = [result.point(m.system, "per-video") for m in result.models]
     any_pts = [c or v for c, v in zip(clip_pts, video_pts)]
     rate_mode = "per-video" if all(video_pts) else "per-clip"
     rate_pts = video_pts if all(video_pts) else clip_pts
@@ -82,21 +69,21 @@ def table1(result: BenchResult) -> Table:
     def row(name: str, values, unit: str, digits: int = 2) -> None:
         table.add_row(name, *(_fmt(v, digits) for v in values), unit)
 
-    row("PSNR", [p["psnr"] for p in any_pts], "dB")
-    row("SSIM", [p["ssim"] for p in any_pts], "—", 4)
-    row("LPIPS (VGG)", [p["lpips"] for p in any_pts], "—", 4)
-    row("bpp, paper formula", [m["bpp_formula"] for m in result.models], "bits/pixel", 4)
+    row("PSNR", [p.psnr for p in any_pts], "dB")
+    row("SSIM", [p.ssim for p in any_pts], "—", 4)
+    row("LPIPS (VGG)", [p.lpips for p in any_pts], "—", 4)
+    row("bpp, paper formula", [m.bpp_formula for m in result.models], "bits/pixel", 4)
     for mode, pts in (("per-video", video_pts), ("per-clip", clip_pts)):
         if all(pts):
-            row(f"bpp, .msvq zstd, {mode}", [p["bpp"] for p in pts], "bits/pixel", 4)
-            row(f"bpp, .msvq DEFLATE, {mode}", [p["bpp_deflate"] for p in pts], "bits/pixel", 4)
-    row(f"Compression ratio vs raw RGB (zstd, {rate_mode})", [p["ratio_raw"] for p in rate_pts], "×", 1)
-    row(f"Reduction vs raw RGB (zstd, {rate_mode})", [100 * (1 - 1 / p["ratio_raw"]) for p in rate_pts], "%", 2)
-    row("Compression ratio vs source files", [m["ratio_source"] for m in result.models], "×", 2)
-    row("Reduction vs source files", [100 * (1 - 1 / m["ratio_source"]) for m in result.models], "%", 2)
-    row(f"Encode speed ({result.settings['device']})", [m["encode_fps"] for m in result.models], "frames/s", 1)
-    row(f"Decode speed ({result.settings['device']})", [m["decode_fps"] for m in result.models], "frames/s", 1)
-    row("Peak memory", [m["peak_memory_bytes"] / 2**20 for m in result.models], "MiB", 0)
+            row(f"bpp, .msvq zstd, {mode}", [p.bpp for p in pts], "bits/pixel", 4)
+            row(f"bpp, .msvq DEFLATE, {mode}", [p.bpp_deflate for p in pts], "bits/pixel", 4)
+    row(f"Compression ratio vs raw RGB (zstd, {rate_mode})", [p.ratio_raw for p in rate_pts], "×", 1)
+    row(f"Reduction vs raw RGB (zstd, {rate_mode})", [100 * (1 - 1 / p.ratio_raw) for p in rate_pts], "%", 2)
+    row("Compression ratio vs source files", [m.ratio_source for m in result.models], "×", 2)
+    row("Reduction vs source files", [100 * (1 - 1 / m.ratio_source) for m in result.models], "%", 2)
+    row(f"Encode speed ({result.settings.device})", [m.encode_fps for m in result.models], "frames/s", 1)
+    row(f"Decode speed ({result.settings.device})", [m.decode_fps for m in result.models], "frames/s", 1)
+    row("Peak memory", [m.peak_memory_bytes / 2**20 for m in result.models], "MiB", 0)
     return table
 
 
@@ -108,15 +95,15 @@ def table2(result: BenchResult) -> Table:
         table.add_column(name, justify="left" if name == "Model" else "right")
     first = None
     for m in result.models:
-        p = _point(result, m["system"], mode)
+        p = result.point(m.system, mode)
         first = first or p
-        table.add_row(_label(m["system"]), _fmt(p["bpp"], 4), _fmt(p["bpp_paper"], 4), _fmt(p["psnr"]),
-                      _fmt(p["ssim"], 4), _fmt(p["lpips"], 4), _fmt(m["params"] / 1e6, 2))  # fmt: skip
-    for codec in _classic_names(result):
-        p = nearest(result, codec, first["bpp"], mode)
+        table.add_row(_label(m.system), _fmt(p.bpp, 4), _fmt(p.bpp_paper, 4), _fmt(p.psnr), _fmt(p.ssim, 4),
+                      _fmt(p.lpips, 4), _fmt(m.params / 1e6, 2))  # fmt: skip
+    for codec in result.classic_systems():
+        p = result.nearest(codec, first.bpp, mode)
         if p:
-            table.add_row(f"{_label(codec)}, CRF {p['crf']}", _fmt(p["bpp"], 4), "—", _fmt(p["psnr"]),
-                          _fmt(p["ssim"], 4), _fmt(p["lpips"], 4), "—")  # fmt: skip
+            table.add_row(f"{_label(codec)}, CRF {p.crf}", _fmt(p.bpp, 4), "—", _fmt(p.psnr), _fmt(p.ssim, 4),
+                          _fmt(p.lpips, 4), "—")  # fmt: skip
     return table
 
 
@@ -124,13 +111,13 @@ def classic_table(result: BenchResult) -> Table:
     table = Table(title="Classic codecs: CRF sweeps (yuv420p, elementary streams)")
     for name in ("Codec", "Mode", "CRF", "bpp", "PSNR (dB)", "SSIM", "LPIPS"):
         table.add_column(name, justify="left" if name in ("Codec", "Mode") else "right")
-    for codec in _classic_names(result):
-        for mode in result.settings["modes"]:
-            for crf in result.settings["codecs"][codec]["crf"]:
-                p = _point(result, codec, mode, crf)
+    for codec in result.classic_systems():
+        for mode in result.settings.modes:
+            for crf in result.settings.codecs[codec]["crf"]:
+                p = result.point(codec, mode, crf)
                 if p:
-                    table.add_row(codec, mode, str(crf), _fmt(p["bpp"], 4), _fmt(p["psnr"]), _fmt(p["ssim"], 4),
-                                  _fmt(p["lpips"], 4))  # fmt: skip
+                    table.add_row(codec, mode, str(crf), _fmt(p.bpp, 4), _fmt(p.psnr), _fmt(p.ssim, 4),
+                                  _fmt(p.lpips, 4))  # fmt: skip
             table.add_section()
     return table
 
@@ -139,9 +126,9 @@ def bd_table(result: BenchResult) -> Table:
     table = Table(title="BD-rate of msvq against each codec (negative: msvq needs fewer bits at equal quality)")
     for name in ("Model", "Anchor", "Mode", "BD-rate PSNR", "BD-rate LPIPS"):
         table.add_column(name, justify="right" if name.startswith("BD") else "left")
-    rows: dict[tuple, dict] = {}
+    rows: dict[tuple[str, str, str], dict[str, BDRecord]] = {}
     for r in result.bd_rate:
-        rows.setdefault((r["system"], r["anchor"], r["mode"]), {})[r["metric"]] = r
+        rows.setdefault((r.system, r.anchor, r.mode), {})[r.metric] = r
     for (system, anchor, mode), by_metric in rows.items():
         cells = []
         for metric in ("psnr", "lpips"):
@@ -149,7 +136,7 @@ def bd_table(result: BenchResult) -> Table:
             if r is None:
                 cells.append("—")
             else:
-                cells.append(f"{100 * r['bd_rate']:+.1f} %" if math.isfinite(r["bd_rate"]) else "n/a")
+                cells.append(f"{100 * r.bd_rate:+.1f} %" if math.isfinite(r.bd_rate) else "n/a")
         table.add_row(system.removeprefix("msvq:"), anchor, mode, *cells)
     return table
 
@@ -157,14 +144,14 @@ def bd_table(result: BenchResult) -> Table:
 def print_report(console: Console, result: BenchResult) -> None:
     console.print(table1(result))
     console.print(table2(result))
-    if _classic_names(result):
+    if result.classic_systems():
         console.print(classic_table(result))
         console.print(bd_table(result))
-        undefined = [r for r in result.bd_rate if not math.isfinite(r["bd_rate"])]
+        undefined = [r for r in result.bd_rate if not math.isfinite(r.bd_rate)]
         if undefined:
             r = undefined[0]
-            console.print(f"n/a ({len(undefined)} of {len(result.bd_rate)}): undefined; e.g. {r['anchor']} "
-                          f"{r['mode']} {r['metric']}: {r['note']} (every note is in --json)", highlight=False)
+            console.print(f"n/a ({len(undefined)} of {len(result.bd_rate)}): undefined; e.g. {r.anchor} "
+                          f"{r.mode} {r.metric}: {r.note} (every note is in --json)", highlight=False)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"bench took {result.seconds:.1f} s", highlight=False)
@@ -186,11 +173,17 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _fields(records: list) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(r) for r in records]
+
+
 def to_json(result: BenchResult) -> dict[str, Any]:
+    """Every record's fields, in order (the showcase frames are for the picture only)."""
     return _clean({
-        "schema": JSON_SCHEMA, "seconds": result.seconds, "settings": result.settings, "videos": result.videos,
-        "models": result.models, "summary": result.summary, "bd_rate": result.bd_rate, "notes": result.notes,
-        "clips": result.clips, "streams": result.streams,
+        "schema": JSON_SCHEMA, "seconds": result.seconds, "settings": dataclasses.asdict(result.settings),
+        "videos": _fields(result.videos), "models": _fields(result.models), "summary": _fields(result.summary),
+        "bd_rate": _fields(result.bd_rate), "notes": result.notes, "clips": _fields(result.clips),
+        "streams": _fields(result.streams),
     })  # fmt: skip
 
 
@@ -216,30 +209,30 @@ def plot_rd(path: str | Path, result: BenchResult) -> None:
     """PSNR-bpp and (with LPIPS) LPIPS-bpp: each codec's CRF curve per mode, each msvq model as points."""
     plt = _pyplot()
     metrics = [("psnr", "PSNR (dB), higher is better")]
-    if result.settings["lpips"]:
+    if result.settings.lpips:
         metrics.append(("lpips", "LPIPS (VGG), lower is better"))
     fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (metric, ylabel) in zip(axes[0], metrics):
-        for i, codec in enumerate(_classic_names(result)):
+        for i, codec in enumerate(result.classic_systems()):
             for mode, style in (("per-clip", "-o"), ("per-video", "--s")):
-                pts = [p for p in result.summary if p["system"] == codec and p["mode"] == mode]
-                pts.sort(key=lambda p: p["bpp"])
+                pts = sorted((p for p in result.summary if p.system == codec and p.mode == mode), key=lambda p: p.bpp)
                 if pts:
-                    ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], style, color=colors[i % len(colors)],
-                            markersize=4, label=f"{_label(codec)} {mode}")  # fmt: skip
+                    ax.plot([p.bpp for p in pts], [p.quality(metric) for p in pts], style,
+                            color=colors[i % len(colors)], markersize=4, label=f"{_label(codec)} {mode}")  # fmt: skip
         for j, m in enumerate(result.models):
             for mode, face in (("per-clip", None), ("per-video", "none")):
-                p = _point(result, m["system"], mode)
-                if p and p[metric] is not None and math.isfinite(p[metric]):
-                    ax.plot([p["bpp"]], [p[metric]], "*", markersize=14, color="black" if j == 0 else colors[-1 - j],
-                            markerfacecolor=face, label=f"{_label(m['system'])} {mode}")  # fmt: skip
+                p = result.point(m.system, mode)
+                q = p and p.quality(metric)
+                if q is not None and math.isfinite(q):
+                    ax.plot([p.bpp], [q], "*", markersize=14, color="black" if j == 0 else colors[-1 - j],
+                            markerfacecolor=face, label=f"{_label(m.system)} {mode}")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("bits per pixel (64x64, 16 fps; file bits)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
-    fig.suptitle(f"Rate-distortion over {len({(r['video'], r['clip']) for r in result.clips})} clips")
+    fig.suptitle(f"Rate-distortion over {len({(r.video, r.clip) for r in result.clips})} clips")
     fig.tight_layout()
     _save(fig, plt, path)
 
@@ -248,26 +241,25 @@ def frames_picture(path: str | Path, result: BenchResult, rows: int = 4) -> None
     """The first evaluated clip: source, each msvq model, and each codec at the CRF nearest msvq's rate."""
     plt = _pyplot()
     mode = _main_mode(result)
-    shows = [s for s in result.showcase if s["kind"] in ("source", "msvq")]
-    titles = ["source"] + [_label(s["system"]) for s in shows[1:]]
-    reference = _point(result, result.models[0]["system"], mode)
-    for codec in _classic_names(result):
-        p = nearest(result, codec, reference["bpp"], mode)
-        key = (codec, mode, p and p["crf"])
-        s = next((s for s in result.showcase if (s["system"], s["mode"], s["crf"]) == key), None)
+    shows = [s for s in result.showcase if s.kind in ("source", "msvq")]
+    titles = ["source"] + [_label(s.system) for s in shows[1:]]
+    reference = result.point(result.models[0].system, mode)
+    for codec in result.classic_systems():
+        p = result.nearest(codec, reference.bpp, mode)
+        s = next((s for s in result.showcase if p and s.system == codec and mode in s.modes and s.crf == p.crf), None)
         if s:
             shows.append(s)
-            titles.append(f"{_label(codec)} CRF {p['crf']}")
+            titles.append(f"{_label(codec)} CRF {p.crf}")
     for k, s in enumerate(shows[1:], 1):
-        p = _point(result, s["system"], mode, s["crf"])
-        titles[k] += f"\n{p['bpp']:.3f} bpp, {_fmt(p['psnr'])} dB (means)"
-    n = len(shows[0]["frames"])
+        p = result.point(s.system, mode, s.crf)
+        titles[k] += f"\n{p.bpp:.3f} bpp, {_fmt(p.psnr)} dB (means)"
+    n = len(shows[0].frames)
     picks = sorted({round(i * (n - 1) / max(rows - 1, 1)) for i in range(min(rows, n))})
     fig, axes = plt.subplots(len(picks), len(shows), figsize=(1.9 * len(shows), 1.9 * len(picks) + 0.6), squeeze=False)
     for c, (s, title) in enumerate(zip(shows, titles)):
         for r, f in enumerate(picks):
             ax = axes[r][c]
-            ax.imshow(s["frames"][f], interpolation="nearest")
+            ax.imshow(s.frames[f], interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
@@ -275,7 +267,7 @@ def frames_picture(path: str | Path, result: BenchResult, rows: int = 4) -> None
             if c == 0:
                 ax.set_ylabel(f"frame {f}", fontsize=7)
     first = result.clips[0]
-    fig.suptitle(f"{Path(first['video']).name}, clip {first['clip']}", fontsize=9)
+    fig.suptitle(f"{Path(first.video).name}, clip {first.clip}", fontsize=9)
     fig.tight_layout()
     _save(fig, plt, path)
 

@@ -23,8 +23,6 @@ resident set (``ru_maxrss``), which also holds the inputs and the LPIPS network.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import resource
 import sys
 import tempfile
@@ -32,7 +30,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,15 +40,19 @@ from msvq_codec.bench.bdrate import bd_rate
 from msvq_codec.bench.classic import CODECS, ClassicError, Codec, encode_decode, ffmpeg_path, ffmpeg_version
 from msvq_codec.bench.classic import missing_encoders
 from msvq_codec.bench.clips import Video, iter_videos
+from msvq_codec.bench.records import (
+    MODES, NO_BITS, BDRecord, BenchResult, Bits, ClipRecord, ModelRecord, Point, Series, Settings, Showcase,
+    StreamRecord, VideoRecord,
+)  # fmt: skip
 from msvq_codec.bench.score import Scorer, mean
-from msvq_codec.codec import DEFAULT_BATCH, decode_clips, default_weights, encode_clips, load_model, resolve_device
-from msvq_codec.codec import roundtrip_bytes
+from msvq_codec.codec import DEFAULT_BATCH, codes_to_bytes, decode_clips, default_weights, encode_clips, load_model
+from msvq_codec.codec import check_batch_size, paper_bpp, read_bytes, roundtrip_bytes
 from msvq_codec.config import ModelConfig
-from msvq_codec.container import Header, LevelInfo, StreamCodec, default_level, from_bytes, to_bytes
+from msvq_codec.container import Header
+from msvq_codec.device import pick_device
 from msvq_codec.errors import InputError, UsageError
 from msvq_codec.model.weights import LoadedModel
 
-MODES = ("per-clip", "per-video")
 RAW_BPP = 24.0  # raw 8-bit RGB
 DEFINITIONS = {
     "bpp": "file bits (headers included) / (real frames x H x W), at 64x64 and 16 fps",
@@ -83,20 +85,6 @@ class BenchOptions:
 
 
 @dataclass
-class BenchResult:
-    settings: dict[str, Any]
-    videos: list[dict[str, Any]]
-    models: list[dict[str, Any]]
-    clips: list[dict[str, Any]]  # one record per (system, mode, CRF, clip)
-    streams: list[dict[str, Any]]  # one record per (system, per-video, CRF, video)
-    summary: list[dict[str, Any]]  # one rate-distortion point per (system, mode, CRF)
-    bd_rate: list[dict[str, Any]]
-    notes: list[str]
-    showcase: list[dict[str, Any]]  # the first evaluated clip: source and every reconstruction (frames arrays)
-    seconds: float = 0.0
-
-
-@dataclass
 class _Model:
     label: str
     path: Path
@@ -113,40 +101,31 @@ class _Model:
         return f"msvq:{self.label}"
 
 
-def formula_bits(config: ModelConfig) -> float:
-    """The paper's bits for one clip: sum over levels of N log2 K."""
-    return sum(math.prod(config.grid(name)) * math.log2(config.codebook_size) for name in config.level_names)
+@dataclass(frozen=True)
+class _Reconstruction:
+    """A video's evaluated clips as one system reconstructed them, and (per-clip mode) each clip's bits."""
+
+    system: str
+    kind: str  # "msvq" | "classic"
+    modes: tuple[str, ...]  # the modes these frames stand for: msvq decodes the same frames in every mode
+    crf: int | None
+    clips: list[np.ndarray]  # uint8 [real frames, H, W, 3] per evaluated clip
+    bits: list[Bits] | None  # per evaluated clip, for per-clip mode
 
 
-def formula_bpp(config: ModelConfig) -> float:
-    """The paper's bpp = (N_t log2 K_t + N_b log2 K_b) / (T H W) for one clip of ``config``."""
-    return formula_bits(config) / (config.clip_frames * config.clip_size**2)
+def _padded_pixels(header: Header) -> int:
+    return header.n_clips * header.clip_frames * header.clip_height * header.clip_width
 
 
-def header_for(video: Video, loaded: LoadedModel, codec: StreamCodec = StreamCodec.ZSTD) -> Header:
-    """The header ``codec.encode_to_bytes`` writes for this input (test_bench checks the bytes are equal)."""
-    cfg = loaded.model.config
-    return Header(
-        model_id=loaded.model_id, source_fps=float(video.info.fps), source_width=video.info.width,
-        source_height=video.info.height, frame_count=video.frame_count, fps=cfg.fps, clip_frames=cfg.clip_frames,
-        clip_height=cfg.clip_size, clip_width=cfg.clip_size, n_clips=len(video.clips),
-        levels=tuple(LevelInfo(cfg.grid(name), cfg.codebook_size) for name in cfg.level_names),
-        codec=codec, codec_level=default_level(codec),
-    )  # fmt: skip
-
-
-def _deflate(header: Header) -> Header:
-    return dataclasses.replace(header, codec=StreamCodec.DEFLATE, codec_level=default_level(StreamCodec.DEFLATE))
-
-
-def _sizes(
-    header: Header, indices: tuple[np.ndarray, ...], start: int, stop: int, frames: int
-) -> tuple[int, int, bytes]:
-    """(zstd bytes, DEFLATE bytes, the zstd file) of clips [start, stop) as a file of their own."""
-    part = dataclasses.replace(header, n_clips=stop - start, frame_count=frames)
+def _bits(
+    m: _Model, video: Video, indices: tuple[np.ndarray, ...], start: int, stop: int, frames: int
+) -> tuple[Bits, bytes]:
+    """The rate of clips [start, stop) of ``video`` as a .msvq file of their own (zstd, DEFLATE, the paper's
+    formula), and that zstd file."""
     sliced = tuple(a[start:stop] for a in indices)
-    data = to_bytes(part, sliced)
-    return len(data), len(to_bytes(_deflate(part), sliced)), data
+    header, data = codes_to_bytes(m.loaded, sliced, frames, video.info)
+    _, deflate = codes_to_bytes(m.loaded, sliced, frames, video.info, codec="deflate")
+    return Bits(8 * len(data), 8 * len(deflate), header.paper_bpp * _padded_pixels(header)), data
 
 
 def _peak_memory(device: torch.device) -> int:
@@ -168,43 +147,42 @@ def _load_models(opts: BenchOptions) -> list[_Model]:
     configs = [m.loaded.model.config for m in models]
     geometry = {(c.fps, c.clip_size, c.clip_frames) for c in configs}
     if len(geometry) > 1:
-        raise UsageError(f"--weights: the models cut clips differently ({sorted(geometry)}); compare like with like")
+        raise UsageError(f"weights: the models cut clips differently ({sorted(geometry)}); compare like with like",
+                         option="weights")  # fmt: skip
     return models
 
 
 def _msvq_video(
-    m: _Model, video: Video, batch_size: int, device: torch.device
-) -> tuple[list[np.ndarray], list[dict], dict]:
-    """One video through one model: reconstructions of the evaluated clips, per-clip rate fields, per-video ones."""
-    loaded, cfg = m.loaded, m.loaded.model.config
+    m: _Model, video: Video, modes: tuple[str, ...], batch_size: int, device: torch.device
+) -> tuple[_Reconstruction, StreamRecord, int]:
+    """One video through one model: its reconstruction (per-clip rates included), its per-video stream, and
+    the size of the whole file ``msvq encode`` writes for it."""
+    cfg = m.loaded.model.config
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
-    indices = encode_clips(loaded, [c.frames for c in video.clips], batch_size)
-    header = header_for(video, loaded)
-    data = to_bytes(header, indices)
+    indices = encode_clips(m.loaded, [c.frames for c in video.clips], batch_size)
+    _, data = codes_to_bytes(m.loaded, indices, video.frame_count, video.info)
     encoded = time.perf_counter()
-    frames = roundtrip_bytes(data, loaded, batch_size)
+    frames = roundtrip_bytes(data, m.loaded, batch_size)
     m.decode_s += time.perf_counter() - encoded
     m.encode_s += encoded - started
     m.frames += video.frame_count
     m.peak = max(m.peak, _peak_memory(device))
     m.file_bytes += len(data)
-    m.file_bytes_deflate += len(to_bytes(_deflate(header), indices))
+    m.file_bytes_deflate += len(codes_to_bytes(m.loaded, indices, video.frame_count, video.info, codec="deflate")[1])
 
-    clip_bits = formula_bits(cfg)
     recon, per_clip = [], []
     for clip in video.selected:
         start = clip.index * cfg.clip_frames
         recon.append(frames[start : start + clip.real_frames])
-        z, d, own = _sizes(header, indices, clip.index, clip.index + 1, clip.real_frames)
-        if any(not np.array_equal(a, b[clip.index : clip.index + 1]) for a, b in zip(from_bytes(own).indices, indices)):
+        bits, own = _bits(m, video, indices, clip.index, clip.index + 1, clip.real_frames)
+        per_clip.append(bits)
+        if any(not np.array_equal(a, b[clip.index : clip.index + 1]) for a, b in zip(read_bytes(own).indices, indices)):
             raise RuntimeError(f"a per-clip .msvq file of {video.path} does not read back to its indices")
-        per_clip.append({"bits": 8 * z, "bits_deflate": 8 * d, "paper_bits": clip_bits})
     n, real = len(video.selected), sum(c.real_frames for c in video.selected)
-    z, d, _ = _sizes(header, indices, 0, n, real)
-    per_video = {"bits": 8 * z, "bits_deflate": 8 * d, "paper_bits": n * clip_bits, "file_bytes": len(data)}
-    return recon, per_clip, per_video
+    stream = _stream(m.system, "msvq", None, video, _bits(m, video, indices, 0, n, real)[0])
+    return _Reconstruction(m.system, "msvq", modes, None, recon, per_clip), stream, len(data)
 
 
 def _warm_up(m: _Model, video: Video, batch_size: int) -> None:
@@ -217,7 +195,8 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> B
     log = log or (lambda message: None)
     if not set(opts.modes) <= set(MODES) or not opts.modes:
         raise UsageError(f"modes must be some of {MODES}")
-    device = resolve_device(opts.device)
+    check_batch_size(opts.batch_size)
+    device = pick_device(opts.device)
     models = _load_models(opts)
     cfg = models[0].loaded.model.config
     scorer, note = Scorer.create(opts.lpips, device, opts.vgg_weights)
@@ -235,7 +214,12 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> B
                 codecs.remove(c)
     crfs = {c.name: tuple(opts.crfs.get(c.name, c.crfs)) for c in codecs}
 
-    videos, clips, streams, showcase, skipped, failed = [], [], [], [], [], {}
+    videos: list[VideoRecord] = []
+    clips: list[ClipRecord] = []
+    streams: list[StreamRecord] = []
+    showcase: list[Showcase] = []
+    skipped: list[str] = []
+    failed: dict[str, str] = {}
     iterator = iter_videos(
         opts.inputs, fps=cfg.fps, size=cfg.clip_size, clip_frames=cfg.clip_frames,
         include_partial=opts.include_partial, max_clips=opts.max_clips, input_fps=opts.input_fps, skipped=skipped,
@@ -245,36 +229,33 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> B
             if n_video == 0:
                 for m in models:
                     _warm_up(m, video, opts.batch_size)
-            # reconstructions of the evaluated clips, keyed by (system, mode or None for every mode, CRF)
-            recon: dict[tuple[str, str | None, int | None], list[np.ndarray]] = {}
-            rates: dict[tuple[str, str | None, int | None], list[dict]] = {}
-            record = {
-                "path": video.path, "source_bytes": video.source_bytes, "frame_count": video.frame_count,
-                "clips": len(video.clips), "evaluated_clips": len(video.selected),
-                "evaluated_frames": sum(c.real_frames for c in video.selected), "msvq_file_bytes": {},
-            }  # fmt: skip
+            recons: list[_Reconstruction] = []
+            file_bytes: dict[str, int] = {}
             for m in models:
-                key = (m.system, None, None)
-                recon[key], rates[key], per_video = _msvq_video(m, video, opts.batch_size, device)
-                record["msvq_file_bytes"][m.label] = per_video.pop("file_bytes")
+                recon, stream, file_bytes[m.label] = _msvq_video(m, video, opts.modes, opts.batch_size, device)
+                recons.append(recon)
                 if "per-video" in opts.modes:
-                    streams.append(_stream(m.system, "msvq", None, video, per_video))
-            videos.append(record)
+                    streams.append(stream)
+            videos.append(VideoRecord(
+                video.path, video.source_bytes, video.frame_count, len(video.clips), len(video.selected),
+                sum(c.real_frames for c in video.selected), file_bytes,
+            ))  # fmt: skip
             for codec in codecs:
                 if codec.name not in failed:
                     try:
                         args = (crfs[codec.name], video, opts.modes, Path(work), cfg.fps, ffmpeg)
-                        streams += _classic_video(codec, *args, recon, rates)
+                        streams += _classic_video(codec, *args, recons)
                     except ClassicError as err:
                         failed[codec.name] = str(err)
                         notes.append(f"{codec.name} dropped from the comparison: {err}")
-            clips += _score(scorer, video, recon, rates, opts.modes, failed, showcase if n_video == 0 else None)
+            recons = [r for r in recons if r.system not in failed]
+            clips += _score(scorer, video, recons, showcase if n_video == 0 else None)
             log(f"{video.path}: {len(video.selected)} clip(s) of {len(video.clips)}, {video.frame_count} frames")
     if not videos:
         raise InputError("no clip to evaluate: " + ("; ".join(skipped) or "the inputs hold no frames"))
     notes += [f"skipped {s}" for s in skipped]
-    clips = [r for r in clips if r["system"] not in failed]
-    streams = [r for r in streams if r["system"] not in failed]
+    clips = [r for r in clips if r.system not in failed]
+    streams = [r for r in streams if r.system not in failed]
     summary = summarize(clips, streams, cfg)
     result = BenchResult(
         settings=_settings(opts, device, models, crfs, ffmpeg, scorer),
@@ -286,125 +267,122 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> B
 
 
 def _classic_video(
-    codec: Codec, crfs, video: Video, modes, work: Path, fps: float, ffmpeg: str, recon: dict, rates: dict
-) -> list[dict]:
-    """One video through one classic codec at every CRF: fills ``recon`` and ``rates`` (per-clip bits) and
-    returns the per-video stream records."""
+    codec: Codec, crfs, video: Video, modes, work: Path, fps: float, ffmpeg: str, recons: list[_Reconstruction]
+) -> list[StreamRecord]:
+    """One video through one classic codec at every CRF: appends to ``recons`` (per-clip mode with each clip's
+    bits) and returns the per-video stream records."""
     streams = []
     for crf in crfs:
         if "per-clip" in modes:
             out = [encode_decode(c.real, codec, crf, work, fps, ffmpeg) for c in video.selected]
-            recon[(codec.name, "per-clip", crf)] = [frames for _, frames in out]
-            rates[(codec.name, "per-clip", crf)] = [{"bits": 8 * size} for size, _ in out]
+            bits = [Bits(8 * size) for size, _ in out]
+            recons.append(_Reconstruction(codec.name, "classic", ("per-clip",), crf, [f for _, f in out], bits))
         if "per-video" in modes:
             whole = np.concatenate([c.real for c in video.selected])
             size, frames = encode_decode(whole, codec, crf, work, fps, ffmpeg)
             bounds = np.cumsum([0] + [c.real_frames for c in video.selected])
-            recon[(codec.name, "per-video", crf)] = [frames[a:b] for a, b in zip(bounds, bounds[1:])]
-            streams.append(_stream(codec.name, "classic", crf, video, {"bits": 8 * size}))
+            parts = [frames[a:b] for a, b in zip(bounds, bounds[1:])]
+            recons.append(_Reconstruction(codec.name, "classic", ("per-video",), crf, parts, None))
+            streams.append(_stream(codec.name, "classic", crf, video, Bits(8 * size)))
     return streams
 
 
-def _stream(system: str, kind: str, crf: int | None, video: Video, fields: dict) -> dict:
-    return {"system": system, "kind": kind, "mode": "per-video", "crf": crf, "video": video.path,
-            "clips": len(video.selected), "frames": sum(c.real_frames for c in video.selected), **fields}  # fmt: skip
+def _stream(system: str, kind: str, crf: int | None, video: Video, bits: Bits) -> StreamRecord:
+    frames = sum(c.real_frames for c in video.selected)
+    return StreamRecord(system, kind, "per-video", crf, video.path, len(video.selected), frames, bits.bits,
+                        bits.bits_deflate, bits.paper_bits)  # fmt: skip
 
 
-def _score(scorer: Scorer, video: Video, recon: dict, rates: dict, modes, failed, showcase: list | None) -> list[dict]:
-    """Score every reconstruction of every evaluated clip; one record per (system, mode, CRF, clip)."""
+def _score(scorer: Scorer, video: Video, recons: list[_Reconstruction], showcase: list | None) -> list[ClipRecord]:
+    """Score every reconstruction of every evaluated clip; one record per (series, clip)."""
     out = []
     for i, clip in enumerate(video.selected):
         prepared = scorer.prepare(clip.real)
         if showcase is not None and i == 0:
-            showcase.append({"system": "source", "kind": "source", "mode": None, "crf": None, "frames": clip.real})
-        for (system, mode, crf), frames in recon.items():
-            if system in failed:
-                continue
-            metrics = scorer.score(prepared, frames[i])
-            kind = "msvq" if system.startswith("msvq:") else "classic"
+            showcase.append(Showcase("source", "source", (), None, clip.real))
+        for r in recons:
+            metrics = scorer.score(prepared, r.clips[i])
             if showcase is not None and i == 0:
-                showcase.append({"system": system, "kind": kind, "mode": mode, "crf": crf, "frames": frames[0]})
-            for each in [mode] if mode else modes:
-                rate = rates.get((system, mode, crf)) if each == "per-clip" else None
-                base = {"system": system, "kind": kind, "mode": each, "crf": crf, "video": video.path,
-                        "clip": clip.index, "frames": clip.real_frames}  # fmt: skip
-                rate_fields = rate[i] if rate else {"bits": None}
-                out.append({**base, **metrics, **rate_fields})
+                showcase.append(Showcase(r.system, r.kind, r.modes, r.crf, r.clips[0]))
+            for mode in r.modes:
+                bits = r.bits[i] if r.bits is not None and mode == "per-clip" else NO_BITS
+                out.append(ClipRecord(
+                    r.system, r.kind, mode, r.crf, video.path, clip.index, clip.real_frames, metrics["psnr"],
+                    metrics["ssim"], metrics["lpips"], bits.bits, bits.bits_deflate, bits.paper_bits,
+                ))  # fmt: skip
     return out
 
 
-def summarize(clips: list[dict], streams: list[dict], cfg: ModelConfig) -> list[dict]:
-    """One rate-distortion point per (system, mode, CRF): total bits / total pixels, means over clips."""
+def summarize(clips: list[ClipRecord], streams: list[StreamRecord], cfg: ModelConfig) -> list[Point]:
+    """One rate-distortion point per series: total bits / total pixels, means over clips."""
     pixels_per_frame = cfg.clip_size * cfg.clip_size
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+    groups: dict[Series, list[ClipRecord]] = defaultdict(list)
     for r in clips:
-        groups[(r["system"], r["mode"], r["crf"])].append(r)
-    by_stream: dict[tuple, list[dict]] = defaultdict(list)
+        groups[r.series].append(r)
+    by_stream: dict[Series, list[StreamRecord]] = defaultdict(list)
     for s in streams:
-        by_stream[(s["system"], s["mode"], s["crf"])].append(s)
+        by_stream[s.series].append(s)
     points = []
-    for (system, mode, crf), records in groups.items():
-        rate_records = records if mode == "per-clip" else by_stream[(system, mode, crf)]
-        frames = sum(r["frames"] for r in rate_records)
-        bits = sum(r["bits"] for r in rate_records)
+    for series, records in groups.items():
+        rate_records = records if series.mode == "per-clip" else by_stream[series]
+        frames = sum(r.frames for r in rate_records)
+        bits = sum(r.bits for r in rate_records)
         bpp = bits / (frames * pixels_per_frame)
-        point = {
-            "system": system, "kind": records[0]["kind"], "mode": mode, "crf": crf, "clips": len(records),
-            "frames": frames, "bits": bits, "bpp": bpp, "ratio_raw": RAW_BPP / bpp,
-            "psnr": mean(r["psnr"] for r in records), "ssim": mean(r["ssim"] for r in records),
-            "lpips": mean(r["lpips"] for r in records),
-        }  # fmt: skip
-        if point["kind"] == "msvq":
+        msvq = {}
+        if records[0].kind == "msvq":
             padded = len(records) * cfg.clip_frames * pixels_per_frame
-            point["bpp_deflate"] = sum(r["bits_deflate"] for r in rate_records) / (frames * pixels_per_frame)
-            point["ratio_raw_deflate"] = RAW_BPP / point["bpp_deflate"]
-            point["bpp_paper"] = sum(r["paper_bits"] for r in rate_records) / padded
-        points.append(point)
+            bpp_deflate = sum(r.bits_deflate for r in rate_records) / (frames * pixels_per_frame)
+            msvq = {"bpp_deflate": bpp_deflate, "ratio_raw_deflate": RAW_BPP / bpp_deflate,
+                    "bpp_paper": sum(r.paper_bits for r in rate_records) / padded}  # fmt: skip
+        points.append(Point(
+            series.system, records[0].kind, series.mode, series.crf, len(records), frames, bits, bpp, RAW_BPP / bpp,
+            mean(r.psnr for r in records), mean(r.ssim for r in records), mean(r.lpips for r in records), **msvq,
+        ))  # fmt: skip
     return points
 
 
-def bd_rates(summary: list[dict]) -> list[dict]:
+def bd_rates(summary: list[Point]) -> list[BDRecord]:
     """BD-rate of each msvq point against each classic codec's CRF curve, per mode, for PSNR and LPIPS."""
     out = []
-    for test in (p for p in summary if p["kind"] == "msvq"):
-        curves: dict[str, list[dict]] = defaultdict(list)
+    for test in (p for p in summary if p.kind == "msvq"):
+        curves: dict[str, list[Point]] = defaultdict(list)
         for p in summary:
-            if p["kind"] == "classic" and p["mode"] == test["mode"]:
-                curves[p["system"]].append(p)
+            if p.kind == "classic" and p.mode == test.mode:
+                curves[p.system].append(p)
         for codec, points in curves.items():
             for metric in ("psnr", "lpips"):
-                if test[metric] is None:
+                if test.quality(metric) is None:
                     continue
-                result = bd_rate([p["bpp"] for p in points], [p[metric] for p in points], [test["bpp"]], [test[metric]])
-                out.append({"system": test["system"], "anchor": codec, "mode": test["mode"], "metric": metric,
-                            "bd_rate": result.value, "method": result.method, "note": result.note})  # fmt: skip
+                result = bd_rate([p.bpp for p in points], [p.quality(metric) for p in points], [test.bpp],
+                                 [test.quality(metric)])  # fmt: skip
+                out.append(BDRecord(test.system, codec, test.mode, metric, result.value, result.method, result.note))
     return out
 
 
-def _model_record(m: _Model, videos: list[dict]) -> dict:
+def _model_record(m: _Model, videos: list[VideoRecord]) -> ModelRecord:
     cfg = m.loaded.model.config
-    source = sum(v["source_bytes"] for v in videos)
-    return {
-        "system": m.system, "label": m.label, "weights": str(m.path), "model_id": m.loaded.model_id.hex(),
-        "params": sum(p.numel() for p in m.loaded.model.parameters()),
-        "levels": [{"name": n, "grid": list(cfg.grid(n)), "codebook_size": cfg.codebook_size} for n in cfg.level_names],
-        "bpp_formula": formula_bpp(cfg), "frames": m.frames, "encode_seconds": m.encode_s, "decode_seconds": m.decode_s,
-        "encode_fps": m.frames / m.encode_s if m.encode_s else None,
-        "decode_fps": m.frames / m.decode_s if m.decode_s else None, "peak_memory_bytes": m.peak,
-        "source_bytes": source, "file_bytes": m.file_bytes, "file_bytes_deflate": m.file_bytes_deflate,
-        "ratio_source": source / m.file_bytes if m.file_bytes else None,
-        "ratio_source_deflate": source / m.file_bytes_deflate if m.file_bytes_deflate else None,
-    }  # fmt: skip
+    source = sum(v.source_bytes for v in videos)
+    return ModelRecord(
+        system=m.system, label=m.label, weights=str(m.path), model_id=m.loaded.model_id.hex(),
+        params=sum(p.numel() for p in m.loaded.model.parameters()),
+        levels=[{"name": n, "grid": list(cfg.grid(n)), "codebook_size": cfg.codebook_size} for n in cfg.level_names],
+        bpp_formula=paper_bpp(cfg), frames=m.frames, encode_seconds=m.encode_s, decode_seconds=m.decode_s,
+        encode_fps=m.frames / m.encode_s if m.encode_s else None,
+        decode_fps=m.frames / m.decode_s if m.decode_s else None, peak_memory_bytes=m.peak,
+        source_bytes=source, file_bytes=m.file_bytes, file_bytes_deflate=m.file_bytes_deflate,
+        ratio_source=source / m.file_bytes if m.file_bytes else None,
+        ratio_source_deflate=source / m.file_bytes_deflate if m.file_bytes_deflate else None,
+    )  # fmt: skip
 
 
-def _settings(opts: BenchOptions, device: torch.device, models, crfs, ffmpeg, scorer: Scorer) -> dict:
-    return {
-        "msvq_version": __version__, "inputs": [str(p) for p in opts.inputs], "weights": [str(m.path) for m in models],
-        "device": str(device), "batch_size": opts.batch_size, "modes": list(opts.modes),
-        "include_partial": opts.include_partial, "max_clips": opts.max_clips, "lpips": scorer.has_lpips,
-        "peak_memory": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss (whole process)",
-        "ffmpeg": ffmpeg_version(ffmpeg) if ffmpeg else None,
-        "codecs": {name: {"encoder": CODECS[name].encoder, "args": list(CODECS[name].args), "crf": list(values),
-                          "stream": CODECS[name].muxer, "pix_fmt": "yuv420p"} for name, values in crfs.items()},
-        "definitions": DEFINITIONS,
-    }  # fmt: skip
+def _settings(opts: BenchOptions, device: torch.device, models, crfs, ffmpeg, scorer: Scorer) -> Settings:
+    return Settings(
+        msvq_version=__version__, inputs=[str(p) for p in opts.inputs], weights=[str(m.path) for m in models],
+        device=str(device), batch_size=opts.batch_size, modes=list(opts.modes),
+        include_partial=opts.include_partial, max_clips=opts.max_clips, lpips=scorer.has_lpips,
+        peak_memory="torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss (whole process)",
+        ffmpeg=ffmpeg_version(ffmpeg) if ffmpeg else None,
+        codecs={name: {"encoder": CODECS[name].encoder, "args": list(CODECS[name].args), "crf": list(values),
+                       "stream": CODECS[name].muxer, "pix_fmt": "yuv420p"} for name, values in crfs.items()},
+        definitions=DEFINITIONS,
+    )  # fmt: skip

@@ -5,8 +5,8 @@ clip's real frames (padding is never scored). A frame identical to its source ha
 frames are all identical then has an infinite mean, which bench reports as ``inf`` rather than hiding.
 
 LPIPS is ``msvq_codec.vgg.LPIPS`` (VGG16 with the published linear heads) on frames in [0, 1], averaged over
-the frames. Every system is compared with the same source clip, so the source's normalised VGG features are
-computed once per clip (``prepare``) and reused; ``test_bench`` checks the result equals ``LPIPS.forward``.
+the frames. Every system is compared with the same source clip, so the source's features
+(``LPIPS.features``) are computed once per clip (``prepare``) and reused.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from msvq_codec.errors import WeightsError
 from msvq_codec.metrics import psnr_frames, ssim_frames
@@ -33,7 +32,7 @@ class Scorer:
 
     def __init__(self, lpips: LPIPS | None = None, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
-        # channels_last: the same numbers, about twice as fast for VGG16 on CPU
+        # channels_last: the same numbers, and VGG16's convolutions run faster in it on a CPU
         self.lpips = lpips.to(self.device, memory_format=torch.channels_last).eval() if lpips is not None else None
 
     @classmethod
@@ -52,19 +51,16 @@ class Scorer:
     def has_lpips(self) -> bool:
         return self.lpips is not None
 
-    # ---- LPIPS, split in two halves so the source half runs once -----------------------------------
+    # ---- LPIPS, in its two halves so the source half runs once -------------------------------------
     def _features(self, frames: np.ndarray) -> list[torch.Tensor]:
-        net = self.lpips
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)  # [n, H, W, 3] uint8
         x = x.permute(0, 3, 1, 2).float().div_(255.0).contiguous(memory_format=torch.channels_last)  # [n, 3, H, W]
         with torch.inference_mode():
-            feats = net.net(((x * 2 - 1) - net.shift) / net.scale)
-            return [f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10) for f in feats]  # unit length
+            return self.lpips.features(x)
 
     def _distance(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> np.ndarray:
         with torch.inference_mode():
-            total = sum(F.conv2d((x - y) ** 2, head).mean(dim=(2, 3)) for x, y, head in zip(a, b, self.lpips.heads))
-            return total.flatten().double().cpu().numpy()  # [n]
+            return self.lpips.distance(a, b).double().cpu().numpy()  # [n]
 
     def lpips_frames(self, reference: np.ndarray, test: np.ndarray) -> np.ndarray:
         return self._distance(self._features(reference), self._features(test))

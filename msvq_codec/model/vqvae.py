@@ -12,7 +12,7 @@ The model never touches files: ``encode`` maps clips to integer codes and ``deco
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +31,13 @@ class Codes(NamedTuple):
     def by_level(self) -> tuple[Tensor, ...]:
         """The codes in ``ModelConfig.level_names`` order (coarse first)."""
         return (self.bottom,) if self.top is None else (self.top, self.bottom)
+
+    @classmethod
+    def from_levels(cls, levels: Sequence[Tensor]) -> "Codes":
+        """The inverse of ``by_level``: one tensor per level, coarse first (two levels, or the bottom alone)."""
+        if len(levels) not in (1, 2):
+            raise ValueError(f"a model has 1 or 2 levels of codes, not {len(levels)}")
+        return cls(None, levels[0]) if len(levels) == 1 else cls(levels[0], levels[1])
 
 
 class Latents(NamedTuple):

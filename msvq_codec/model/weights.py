@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,6 +27,7 @@ from torch.overrides import TorchFunctionMode
 from msvq_codec.config import ModelConfig
 from msvq_codec.errors import MsvqError, WeightsError
 from msvq_codec.model.vqvae import MSVQVAE
+from msvq_codec.outputs import atomic_output
 
 WEIGHTS_FORMAT = "1"
 MODEL_ID_BYTES = 16
@@ -69,16 +69,8 @@ def save_weights(
         "msvq_model_id": mid.hex(),
         "provenance": json.dumps(provenance or {}, sort_keys=True),
     }
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        save_file(state, str(partial), metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        partial.chmod(0o666 & ~umask)  # an ordinary file's permissions, not a temporary file's
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_output(path, force=True) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
     return mid
 
 
@@ -137,9 +129,7 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> Loaded
     """Rebuild the model a weights file describes, verify its ID, and move it to ``device`` in eval mode."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(
-            f"no weights at {path}: pass --weights FILE, or train your own with 'msvq train' then 'msvq export'"
-        )
+        raise WeightsError(f"no weights at {path}", option="weights")
     meta = read_metadata(path)
     if meta.get("msvq_format") != WEIGHTS_FORMAT or "msvq_config" not in meta:
         raise WeightsError(f"{path} is not an msvq weights file (no msvq_format/msvq_config metadata)")

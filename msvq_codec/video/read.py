@@ -71,7 +71,7 @@ class SourceInfo:
 
 def probe(path, input_fps: float | None = None) -> SourceInfo:
     """Identify the input at ``path`` and read its size and rate; InputError if it holds no frames."""
-    _check_rate(input_fps, "input_fps", allow_none=True)
+    check_rate(input_fps, "input_fps", allow_none=True)
     p = Path(path)
     if p.is_dir():
         return _probe_folder(p, input_fps)
@@ -243,7 +243,7 @@ def iter_clips(
     path, *, fps: float = 16.0, size: int = 64, clip_frames: int = 32, input_fps: float | None = None
 ) -> ClipStream:
     """Probe ``path`` now (so a bad input fails here) and return its lazily decoded :class:`ClipStream`."""
-    _check_rate(fps, "fps")
+    check_rate(fps, "fps")
     for name, value in (("size", size), ("clip_frames", clip_frames)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise UsageError(f"{name} must be a positive integer, not {value!r}")
@@ -384,9 +384,10 @@ def _ceil(x: Fraction) -> int:
     return -((-x.numerator) // x.denominator)
 
 
-def _check_rate(value, name: str, allow_none: bool = False) -> None:
+def check_rate(value, name: str, allow_none: bool = False) -> None:
+    """A frame rate argument ``name`` is a finite number in [MIN_FPS, MAX_FPS] (or None, if allowed)."""
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not math.isfinite(value) or not (MIN_FPS <= value <= MAX_FPS):
-        raise UsageError(f"{name} must be a frame rate in [{MIN_FPS:g}, {MAX_FPS:g}], not {value!r}")
+        raise UsageError(f"{name} must be a frame rate in [{MIN_FPS:g}, {MAX_FPS:g}], not {value!r}", option=name)

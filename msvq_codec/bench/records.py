@@ -1,0 +1,195 @@
+"""What ``msvq bench`` measures, as typed records (frozen dataclasses). The JSON report is their fields, in
+order (``report.to_json``); what each rate and distortion means is in ``run.DEFINITIONS``.
+
+A *series* is one rate-distortion curve point's identity: a system (``msvq:<label>`` or a classic codec's
+name) coding in one mode (``per-clip``: each evaluated clip its own stream; ``per-video``: the evaluated clips
+of a video as one stream) at one CRF (classic codecs; None for msvq).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+MODES = ("per-clip", "per-video")
+
+
+class Series(NamedTuple):
+    system: str  # "msvq:<label>" or a classic codec's name
+    mode: str  # "per-clip" | "per-video"
+    crf: int | None  # None for msvq
+
+
+@dataclass(frozen=True)
+class Bits:
+    """The rate of one stream: its file's bits, and for msvq the DEFLATE file's and the paper's formula's."""
+
+    bits: int | None  # None: no stream of its own (a clip in per-video mode)
+    bits_deflate: int | None = None
+    paper_bits: float | None = None  # sum over levels of N log2 K, over the stream's (padded) clips
+
+
+NO_BITS = Bits(None)
+
+
+@dataclass(frozen=True)
+class _OfSeries:
+    system: str
+    kind: str  # "msvq" | "classic"
+    mode: str
+    crf: int | None
+
+    @property
+    def series(self) -> Series:
+        return Series(self.system, self.mode, self.crf)
+
+
+@dataclass(frozen=True)
+class ClipRecord(_OfSeries):
+    """One evaluated clip as one system coded it in one mode: its distortion, and in per-clip mode its bits."""
+
+    video: str
+    clip: int  # the clip's position in its video
+    frames: int  # real (scored) frames
+    psnr: float
+    ssim: float
+    lpips: float | None  # None without VGG16 weights
+    bits: int | None  # per-video mode: None (the video's stream is a StreamRecord)
+    bits_deflate: int | None = None
+    paper_bits: float | None = None
+
+
+@dataclass(frozen=True)
+class StreamRecord(_OfSeries):
+    """The per-video stream of one video's evaluated clips, as one system coded it (mode "per-video")."""
+
+    video: str
+    clips: int
+    frames: int
+    bits: int
+    bits_deflate: int | None = None
+    paper_bits: float | None = None
+
+
+@dataclass(frozen=True)
+class Point(_OfSeries):
+    """One rate-distortion point: a series over every evaluated clip (total bits over total pixels, means of
+    the per-clip distortions)."""
+
+    clips: int
+    frames: int
+    bits: int
+    bpp: float
+    ratio_raw: float
+    psnr: float | None
+    ssim: float | None
+    lpips: float | None
+    bpp_deflate: float | None = None  # msvq only, as the three below
+    ratio_raw_deflate: float | None = None
+    bpp_paper: float | None = None
+
+    def quality(self, metric: str) -> float | None:
+        """``psnr``, ``ssim`` or ``lpips``."""
+        return {"psnr": self.psnr, "ssim": self.ssim, "lpips": self.lpips}[metric]
+
+
+@dataclass(frozen=True)
+class BDRecord:
+    """BD-rate of an msvq point against a classic codec's CRF curve, in one mode, for one quality metric."""
+
+    system: str
+    anchor: str
+    mode: str
+    metric: str  # "psnr" | "lpips"
+    bd_rate: float  # fraction: +0.1 = 10 % more bits than the anchor; NaN when undefined
+    method: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    path: str
+    source_bytes: int
+    frame_count: int
+    clips: int
+    evaluated_clips: int
+    evaluated_frames: int
+    msvq_file_bytes: dict[str, int]  # per model label: the size of the file msvq encode writes for it
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    system: str
+    label: str
+    weights: str
+    model_id: str
+    params: int
+    levels: list[dict[str, Any]]  # name, grid, codebook_size
+    bpp_formula: float
+    frames: int
+    encode_seconds: float
+    decode_seconds: float
+    encode_fps: float | None
+    decode_fps: float | None
+    peak_memory_bytes: int
+    source_bytes: int
+    file_bytes: int
+    file_bytes_deflate: int
+    ratio_source: float | None
+    ratio_source_deflate: float | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    msvq_version: str
+    inputs: list[str]
+    weights: list[str]
+    device: str
+    batch_size: int
+    modes: list[str]
+    include_partial: bool
+    max_clips: int
+    lpips: bool
+    peak_memory: str
+    ffmpeg: str | None
+    codecs: dict[str, dict[str, Any]]  # per classic codec: encoder, args, crf list, stream, pix_fmt
+    definitions: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Showcase:
+    """The first evaluated clip as one system reconstructed it (the source itself first), for the picture."""
+
+    system: str  # "source", "msvq:<label>" or a codec
+    kind: str  # "source" | "msvq" | "classic"
+    modes: tuple[str, ...]  # the modes these frames stand for (msvq: every mode; the source: none)
+    crf: int | None
+    frames: np.ndarray = field(repr=False)  # uint8 [n, H, W, 3]
+
+
+@dataclass
+class BenchResult:
+    settings: Settings
+    videos: list[VideoRecord]
+    models: list[ModelRecord]
+    clips: list[ClipRecord]  # one per (series, clip)
+    streams: list[StreamRecord]  # one per (per-video series, video)
+    summary: list[Point]  # one per series
+    bd_rate: list[BDRecord]
+    notes: list[str]
+    showcase: list[Showcase]
+    seconds: float = 0.0
+
+    def point(self, system: str, mode: str, crf: int | None = None) -> Point | None:
+        return next((p for p in self.summary if p.series == (system, mode, crf)), None)
+
+    def nearest(self, codec: str, bpp: float, mode: str) -> Point | None:
+        """The CRF point of ``codec`` whose rate is nearest ``bpp`` (in log rate)."""
+        points = [p for p in self.summary if p.system == codec and p.mode == mode]
+        return min(points, key=lambda p: abs(math.log(p.bpp / bpp)), default=None)
+
+    def classic_systems(self) -> list[str]:
+        return list(dict.fromkeys(p.system for p in self.summary if p.kind == "classic"))
