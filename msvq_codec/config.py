@@ -106,14 +106,24 @@ class TrainConfig:
     perceptual_norm: str = "channel"  # "channel": unit-length VGG features per position (as LPIPS);
     # "none": raw features, the paper read literally (stalls training here; see msvq_codec.vgg)
     # --- optimiser and schedule ---
-    lr: float = 2e-4  # Adam learning rate at the start of the cosine schedule
+    lr: float = 2e-4  # Adam learning rate (the peak: cosine starts there, constant holds it)
     adam_betas: tuple[float, float] = (0.9, 0.999)  # Adam (beta1, beta2)
+    schedule: str = "cosine"  # "cosine": anneal lr to 0 over the run (the paper); "constant": warmup, then lr
+    # for an open-ended budget, with ``weight_ema`` giving the exported weights instead of a final decay
+    warmup_steps: int = 0  # linear warmup from 0 to lr over this many steps (skipped when the optimiser
+    # state is carried over from a checkpoint)
+    grad_clip: float = 0.0  # clip the global gradient norm to this (0: no clipping)
+    weight_ema: float = 0.0  # per-step decay of an exponential moving average of the weights, validated
+    # beside the raw weights and exported when present (0: none)
+    dead_code_fraction: float = 0.0  # codebook restarts: 0 the paper's absolute threshold (ModelConfig);
+    # f > 0: dead below f x the batch's mean hits per entry, restarted at that mean (see EMAQuantizer)
     batch_size: int = 8  # clips per optimiser step (per process under DDP)
     epochs: int = 50  # passes over the training clips
     max_steps: int = 0  # stop after this many optimiser steps (0: no limit); the schedule spans
     # min(epochs * steps_per_epoch, max_steps) so the cosine reaches its floor either way
     max_minutes: float = 0.0  # stop (and checkpoint) after this much wall time (0: no limit)
     checkpoint_every: int = 10  # save a checkpoint every this many epochs (and always at the end)
+    checkpoint_minutes: float = 0.0  # also validate and save last.pt every this many minutes (0: off)
     # --- data ---
     augment: bool = False  # random temporal offset, random scale crop, horizontal flip
     seed: int = 0  # seeds the split, sampling, augmentation and model initialisation
@@ -125,3 +135,31 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
+        if self.schedule not in SCHEDULES:
+            raise UsageError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        if not 0.0 <= self.weight_ema < 1.0:
+            raise UsageError(f"weight_ema must be in [0, 1), not {self.weight_ema}")
+
+
+SCHEDULES = ("cosine", "constant")
+
+# Training recipes: named sets of TrainConfig values. "paper" is TrainConfig's defaults (Sections 4.1-4.2).
+# "cpu" is this project's recipe for an open-ended CPU budget accumulated over many sittings: batch 4,
+# augmentation, warmup then a constant rate with an EMA of the weights for export, reconstruction and VQ
+# losses only (the perceptual term, more than half a CPU step's cost, belongs to a final phase: pass
+# --gamma 0.4 then), codebook restarts relative to the batch, checkpoints every 10 minutes. Which of these
+# choices were measured, and how, is in benchmarks/training.md.
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": dict(
+        batch_size=4, epochs=100_000, augment=True, gamma=0.0, schedule="constant", warmup_steps=50,
+        weight_ema=0.995, dead_code_fraction=0.1, checkpoint_minutes=10.0, checkpoint_every=1000,
+    ),  # fmt: skip
+}
+
+
+def train_recipe(name: str, **overrides: Any) -> TrainConfig:
+    """The TrainConfig of recipe ``name``, with ``overrides`` (fields given explicitly) on top."""
+    if name not in RECIPES:
+        raise UsageError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    return TrainConfig(**{**RECIPES[name], **overrides})

@@ -120,3 +120,42 @@ def test_dead_codes_are_restarted_from_encoder_outputs():
 def test_perplexity_counts_codes_in_use():
     q = EMAQuantizer(codebook_size=16, dim=2, decay=0.9, eps=1e-5, dead_threshold=1.0)
     assert q.usage(torch.arange(4).repeat(10)) == pytest.approx(4.0, rel=1e-4)
+
+
+def _one_cluster_quantiser(dead_fraction: float) -> tuple[EMAQuantizer, torch.Tensor]:
+    """A codebook of 8 where all 64 inputs sit on one point: entry 0 takes every hit, the rest starve."""
+    q = EMAQuantizer(codebook_size=8, dim=2, decay=0.99, eps=1e-5, dead_threshold=1.0)
+    q.dead_fraction = dead_fraction
+    q.train()
+    q.embed.copy_(torch.arange(16.0).view(8, 2) * 10)  # [K, d], far apart
+    q.embed[0] = 0.0  # entry 0 at the origin
+    q.embed_avg.copy_(q.embed)
+    q.initialized.fill_(True)
+    return q, torch.zeros(1, 2, 64, 1, 1)  # [b, d, t, h, w]: 64 vectors at the origin
+
+
+@pytest.mark.parametrize("fraction, expected_restarts", [(0.0, [7, 7, 7, 7]), (0.1, [7, 0, 0, 0])])
+def test_restarted_entries_get_a_grace_period_relative_to_the_batch(fraction, expected_restarts):
+    """The paper's policy gives a restarted entry a count of 1.0, its own threshold, so one batch without a
+    hit restarts it again; relative restarts give it the batch's mean hits, far above f x that mean."""
+    q, z = _one_cluster_quantiser(fraction)
+    q.cluster_size.copy_(torch.tensor([64.0] + [0.0] * 7))  # entries 1..7 dead from the start
+    restarts = []
+    for _ in range(4):
+        q(z)  # restarted entries land on the origin too, where entry 0 wins the tie: they never get a hit
+        restarts.append(q.last_restarts)
+    assert restarts == expected_restarts
+    if fraction:
+        mean_hits = 64 / 8
+        assert torch.allclose(q.cluster_size[1:], torch.full((7,), mean_hits * 0.99**3), rtol=1e-5)
+
+
+def test_resync_makes_ema_sums_agree_with_the_codebook():
+    torch.manual_seed(0)
+    q = EMAQuantizer(codebook_size=16, dim=4, decay=0.99, eps=1e-5, dead_threshold=1.0)
+    q.cluster_size.copy_(torch.rand(16) * 50)
+    q.embed_avg.copy_(q.embed_avg.half().float() * 3)  # rounded and inconsistent, as after an fp16 round trip
+    q.resync_ema()
+    total = q.cluster_size.sum()
+    smoothed = (q.cluster_size + q.eps) / (total + 16 * q.eps) * total
+    assert torch.allclose(q.embed_avg / smoothed[:, None], q.embed, atol=1e-6)

@@ -13,6 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from msvq_codec.config import TrainConfig, model_preset
+from msvq_codec.model.vqvae import MSVQVAE
 from msvq_codec.model.weights import load_weights
 from msvq_codec.train.checkpoint import export, load_checkpoint
 from msvq_codec.train.data import build_split
@@ -41,11 +42,14 @@ def data_dir(tmp_path_factory):
     return root
 
 
-def run(data_dir, run_dir, steps, *, epochs=3, stop_after=0, resume=None, gamma=0.0, augment=False, lr=2e-3):
-    config = TrainConfig(gamma=gamma, lr=lr, batch_size=2, epochs=epochs, max_steps=steps, augment=augment, seed=1)
+def run(data_dir, run_dir, steps, *, epochs=3, stop_after=0, resume=None, init_from=None, gamma=0.0, augment=False,
+        lr=2e-3, **recipe):
+    config = TrainConfig(
+        gamma=gamma, lr=lr, batch_size=2, epochs=epochs, max_steps=steps, augment=augment, seed=1, **recipe
+    )
     options = RunOptions(
         data_dir, run_dir, "files", data_dir / "val.txt", cache_dir=run_dir.parent / "cache",
-        device="cpu", resume=resume, stop_after=stop_after,
+        device="cpu", resume=resume, init_from=init_from, stop_after=stop_after,
     )  # fmt: skip
     return train(model_preset("tiny"), config, options, log=lambda _: None)
 
@@ -171,3 +175,73 @@ def test_torchrun_two_gloo_processes(data_dir, tmp_path):
     done = subprocess.run(torchrun + args, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert load_checkpoint(tmp_path / "ddp" / "last.pt")["step"] == 3
+
+
+def test_resume_is_exact_with_the_cpu_recipe_levers(data_dir, tmp_path):
+    levers = dict(schedule="constant", warmup_steps=3, weight_ema=0.9, dead_code_fraction=0.1, grad_clip=1.0)
+    straight = load_checkpoint(run(data_dir, tmp_path / "a", steps=6, **levers))
+    part = run(data_dir, tmp_path / "b", steps=6, stop_after=4, **levers)
+    resumed = load_checkpoint(run(data_dir, tmp_path / "b", steps=6, resume=part, **levers))
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    for key, value in straight["weight_average"].items():
+        assert torch.equal(value, resumed["weight_average"][key]), key
+
+
+def test_constant_schedule_warms_up_then_holds(data_dir, tmp_path):
+    run(data_dir, tmp_path / "run", steps=6, lr=1e-3, schedule="constant", warmup_steps=4)
+    lrs = [r["lr"] for r in records(tmp_path / "run") if "lr" in r]  # the rate for the step after each
+    assert lrs == pytest.approx([2.5e-4 * 2, 2.5e-4 * 3, 1e-3, 1e-3, 1e-3, 1e-3])
+
+
+def test_log_records_codebook_use_per_level(data_dir, tmp_path):
+    run(data_dir, tmp_path / "run", steps=2, dead_code_fraction=0.1)
+    step = next(r for r in records(tmp_path / "run") if "loss" in r)
+    for level in ("top", "bottom"):
+        assert 1 <= step[f"{level}_used"] <= 32 and 1.0 <= step[f"{level}_ppl"] <= step[f"{level}_used"]
+        assert step[f"{level}_restarts"] >= 0
+    val = next(r for r in records(tmp_path / "run") if "val_psnr" in r)
+    assert 1 <= val["val_top_used"] <= 32
+
+
+def test_weight_average_is_validated_and_exported(data_dir, tmp_path):
+    final = run(data_dir, tmp_path / "run", steps=4, weight_ema=0.5)
+    ckpt = load_checkpoint(final)
+    assert "ema_val_psnr" in ckpt["history"][-1]
+    export(final, tmp_path / "avg.safetensors")
+    export(final, tmp_path / "raw.safetensors", raw=True)
+    avg, raw = load_weights(tmp_path / "avg.safetensors"), load_weights(tmp_path / "raw.safetensors")
+    assert avg.metadata["weights"] == "weight average" and raw.metadata["weights"] == "raw"
+    key = "decoder.4.weight"  # the decoder's last conv
+    assert torch.equal(avg.model.state_dict()[key], ckpt["weight_average"][key].half().float())
+    assert not torch.equal(avg.model.state_dict()[key], raw.model.state_dict()[key])
+
+
+def test_init_from_weights_starts_from_them_with_a_fresh_optimiser(data_dir, tmp_path):
+    export(run(data_dir, tmp_path / "first", steps=3), tmp_path / "w.safetensors")
+    start = load_weights(tmp_path / "w.safetensors").model.state_dict()
+    final = run(data_dir, tmp_path / "second", steps=1, lr=0.0, init_from=tmp_path / "w.safetensors")
+    ckpt = load_checkpoint(final)
+    assert ckpt["step"] == 1  # a new run: fresh optimiser and step count
+    assert ckpt["optimizer"]["state"][0]["step"] == 1
+    for name, _ in MSVQVAE(model_preset("tiny")).named_parameters():  # lr 0: the parameters did not move
+        assert torch.equal(ckpt["model"][name], start[name]), name
+
+
+def test_init_from_checkpoint_is_a_new_phase_that_carries_the_optimiser(data_dir, tmp_path):
+    first = run(data_dir, tmp_path / "first", steps=3, lr=1e-3)
+    final = run(data_dir, tmp_path / "second", steps=2, lr=5e-4, schedule="constant", init_from=first)
+    ckpt = load_checkpoint(final)
+    assert ckpt["step"] == 5 and ckpt["phase_start"] == 3  # steps count on across phases
+    assert ckpt["optimizer"]["state"][0]["step"] == 5  # Adam's moments carried over
+    assert json.loads(ckpt["train_config"])["schedule"] == "constant"  # the new phase's recipe
+    lrs = [r["lr"] for r in records(tmp_path / "second") if "lr" in r]
+    assert lrs == pytest.approx([5e-4, 5e-4])  # no warmup: the moments are warm
+
+
+def test_resume_and_init_from_exclude_each_other(data_dir, tmp_path):
+    from msvq_codec.errors import UsageError
+
+    first = run(data_dir, tmp_path / "first", steps=1)
+    with pytest.raises(UsageError):
+        run(data_dir, tmp_path / "second", steps=1, resume=first, init_from=first)

@@ -35,6 +35,12 @@ class EMAQuantizer(nn.Module):
         self.decay = decay
         self.eps = eps
         self.dead_threshold = dead_threshold
+        # Training-time restart policy, set by the trainer (not part of the model or its ID). 0: an entry is
+        # dead below the absolute ``dead_threshold`` and restarts with a count of 1.0 (the paper's setting).
+        # f > 0: dead below f x the mean hits per entry of the batch, restarted at that mean, so a fresh entry
+        # survives about ln(1/f) / (1 - decay) steps without a hit instead of being restarted again at once.
+        self.dead_fraction = 0.0
+        self.last_restarts = 0  # entries restarted by the latest training step (for logs)
         self.register_buffer("embed", torch.randn(codebook_size, dim) * 0.1)  # [K, d]
         self.register_buffer("cluster_size", torch.ones(codebook_size))  # [K] EMA usage counts
         self.register_buffer("embed_avg", self.embed.clone())  # [K, d] EMA of summed assignments
@@ -97,15 +103,29 @@ class EMAQuantizer(nn.Module):
         smoothed = (self.cluster_size + self.eps) / (total + self.codebook_size * self.eps) * total  # [K]
         self.embed.copy_(self.embed_avg / smoothed[:, None])
 
-        dead = self.cluster_size < self.dead_threshold  # [K]
+        if self.dead_fraction > 0:
+            mean_hits = float(counts.sum()) / self.codebook_size  # hits per entry if all were used equally
+            threshold, restart_count = self.dead_fraction * mean_hits, mean_hits
+        else:
+            threshold, restart_count = self.dead_threshold, 1.0
+        dead = self.cluster_size < threshold  # [K]
         if _distributed():
             dist.broadcast(dead, src=0)
         n_dead = int(dead.sum())
+        self.last_restarts = n_dead
         if n_dead:
             fresh = self._random_rows(flat, n_dead)  # [n_dead, d]
             self.embed[dead] = fresh
-            self.embed_avg[dead] = fresh
-            self.cluster_size[dead] = 1.0
+            self.embed_avg[dead] = fresh * restart_count
+            self.cluster_size[dead] = restart_count
+
+    @torch.no_grad()
+    def resync_ema(self) -> None:
+        """Make the EMA sums agree with the codebook (``embed_avg = embed x smoothed count``), so that a warm
+        start from rounded (fp16) statistics continues from exactly the codebook it loaded."""
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (total + self.codebook_size * self.eps) * total  # [K]
+        self.embed_avg.copy_(self.embed * smoothed[:, None])
 
     @torch.no_grad()
     def usage(self, indices: Tensor) -> float:

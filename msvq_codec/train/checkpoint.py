@@ -5,10 +5,13 @@ A checkpoint is ``torch.save`` of plain tensors, numbers, strings, lists and dic
     format        CHECKPOINT_FORMAT
     model_config  ModelConfig JSON;  train_config: TrainConfig JSON
     model         state_dict (codebooks and their EMA statistics are buffers in it)
+    weight_average  state_dict of the exponential moving average of the weights (with the live
+                  codebooks), or None when TrainConfig.weight_ema is 0
     optimizer, scheduler, scaler   their state_dicts (scaler None when unused)
     epoch, batch  where the next step starts: batch index within the epoch's fixed order
     step          optimiser steps taken
     rng           torch CPU (and CUDA) generator states, python's random state
+    phase_start   the step at which the current phase (TrainConfig) began
     history       validation records so far
 """
 
@@ -79,12 +82,14 @@ def configs_of(ckpt: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     return ModelConfig.from_json(ckpt["model_config"]), TrainConfig(**train)
 
 
-def export(checkpoint: str | Path, out: str | Path, note: dict[str, Any] | None = None) -> bytes:
-    """Checkpoint -> fp16 safetensors weights with config and provenance; returns the model ID."""
+def export(checkpoint: str | Path, out: str | Path, note: dict[str, Any] | None = None, raw: bool = False) -> bytes:
+    """Checkpoint -> fp16 safetensors weights with config and provenance; returns the model ID. The weight
+    average is exported where the checkpoint has one, unless ``raw``."""
     ckpt = load_checkpoint(checkpoint)
     try:  # a checkpoint that loads but lacks a field, or whose config and tensors disagree, is malformed
         model_config, train_config = configs_of(ckpt)
-        state = ckpt["model"]
+        averaged = bool(ckpt.get("weight_average")) and not raw
+        state = ckpt["weight_average"] if averaged else ckpt["model"]
         if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
             raise TypeError("'model' is not a state_dict of tensors")
         model = build_model(Path(checkpoint), model_config, state)
@@ -94,6 +99,7 @@ def export(checkpoint: str | Path, out: str | Path, note: dict[str, Any] | None 
             "checkpoint": Path(checkpoint).name,
             "steps": int(ckpt["step"]),
             "epochs_completed": int(ckpt["epoch"]),
+            "weights": "weight average" if averaged else "raw",
             "train_config": dataclasses.asdict(train_config),
             "validation": history[-1] if history else None,
             **(note or {}),

@@ -1,17 +1,22 @@
-"""The paper's training recipe (Sections 4.1-4.2) on a CPU, one GPU, or many under torchrun (DDP).
+"""The training loop: the paper's recipe (Sections 4.1-4.2) and this project's CPU recipe, on a CPU, one GPU,
+or many under torchrun (DDP).
 
     L = L_recon + beta * L_VQ + gamma * L_perc
     L_recon: MSE of the reconstruction; L_VQ: commitment of both levels (codebooks follow EMAs);
     L_perc:  L1 between VGG16 relu1_2/relu2_2/relu3_3 features of every frame (see msvq_codec.vgg)
-    Adam(0.9, 0.999), lr 2e-4, cosine annealing per step, batch 8, 50 epochs, checkpoints every 10.
+    paper: Adam(0.9, 0.999), lr 2e-4, cosine annealing per step, batch 8, 50 epochs, checkpoints every 10.
 
-Each epoch visits the training clips in an order fixed by (seed, epoch), so a run resumed from any
-checkpoint continues exactly where it stopped. Under DDP each process takes every world_size-th clip of that
-order and the codebook statistics are summed across processes (msvq_codec.model.quantizer).
+A run starts from scratch, continues exactly (``resume``: the checkpoint's configs, optimiser, schedule, data
+position and RNG), or starts a new phase from earlier training (``init_from``): from a weights file (model and
+codebooks, a fresh optimiser) or from a checkpoint (model, codebooks, optimiser moments and weight average
+carried over; the new TrainConfig and a new schedule apply). Each epoch visits the training clips in an order
+fixed by (seed, epoch). Under DDP each process takes every world_size-th clip of that order and the codebook
+statistics are summed across processes (msvq_codec.model.quantizer).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -19,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -28,8 +33,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from msvq_codec.config import ModelConfig, TrainConfig
+from msvq_codec.errors import UsageError
 from msvq_codec.metrics import clip_psnr, clip_ssim
 from msvq_codec.model.vqvae import MSVQVAE
+from msvq_codec.model.weights import load_weights
 from msvq_codec.train.checkpoint import configs_of, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from msvq_codec.train.data import ClipDataset, build_split
 from msvq_codec.vgg import PerceptualLoss, load_vgg_weights
@@ -46,21 +53,19 @@ class RunOptions:
     cache_dir: Path | None = None  # prepared frames (default: <run_dir>/../cache)
     device: str = "auto"  # auto | cpu | cuda
     vgg_weights: Path | None = None  # explicit VGG16 weights (see msvq_codec.vgg)
-    resume: Path | None = None  # checkpoint to continue from
+    resume: Path | None = None  # checkpoint to continue from exactly
+    init_from: Path | None = None  # weights (.safetensors) or checkpoint to start a new phase from
     max_val_clips: int = 0  # validate on at most this many clips (0: all)
     splits_dir: Path | None = None  # for split 'official:K': the folder holding UCF101's testlist0K.txt
     stop_after: int = 0  # end this invocation after N steps with a checkpoint; the schedule is unchanged,
-    # so a later --resume continues as if never stopped (for pre-emptible jobs)
-
+    # so a later resume continues as if never stopped (for pre-emptible jobs)
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from msvq_codec.errors import UsageError
-
-        raise UsageError("--device cuda: no CUDA device is available")
+        raise UsageError("no CUDA device is available")
     return torch.device(name)
 
 
@@ -101,20 +106,91 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int, warmup: int):
+    """The per-step learning-rate schedule of ``config``: the paper's cosine, or warmup then constant."""
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters; buffers (the codebooks) are the live model's."""
+
+    def __init__(self, model: MSVQVAE, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        self.model.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: MSVQVAE) -> None:
+        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1.0 - self.decay)
+
+    @torch.no_grad()
+    def synced(self, model: MSVQVAE) -> MSVQVAE:
+        """The averaged model with ``model``'s current buffers (codebooks and their statistics)."""
+        for mine, live in zip(self.model.buffers(), model.buffers()):
+            mine.copy_(live)
+        return self.model
+
+
+def codebook_stats(model: MSVQVAE, codes) -> dict[str, float]:
+    """Per level: distinct entries used by ``codes``, their perplexity, and the latest step's restarts."""
+    stats: dict[str, float] = {}
+    for name, indices in zip(model.config.level_names, codes.by_level()):
+        quantizer = getattr(model, f"quantizer_{name}")
+        counts = torch.bincount(indices.flatten(), minlength=quantizer.codebook_size)
+        stats[f"{name}_used"] = int((counts > 0).sum())
+        stats[f"{name}_ppl"] = round(quantizer.usage(indices), 1)
+        stats[f"{name}_restarts"] = quantizer.last_restarts
+    return stats
+
+
 @torch.no_grad()
-def validate(model: MSVQVAE, loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """The codec's real path: encode to codes, decode, round to 8 bits; PSNR and SSIM per clip, averaged."""
+def validate(model: MSVQVAE, loader: DataLoader, device: torch.device, prefix: str = "val") -> dict[str, float]:
+    """The codec's real path: encode to codes, decode, round to 8 bits; PSNR and SSIM per clip, averaged;
+    and how many codebook entries of each level the validation clips use."""
+    was_training = model.training
     model.eval()
     psnrs, ssims = [], []
+    used = {name: set() for name in model.config.level_names}
     for clips in loader:
-        recon = model.decode(model.encode(clips.to(device))).float().cpu()  # [b, 3, T, H, W]
+        codes = model.encode(clips.to(device))
+        recon = model.decode(codes).float().cpu()  # [b, 3, T, H, W]
+        for name, indices in zip(model.config.level_names, codes.by_level()):
+            used[name].update(indices.unique().tolist())
         for ref, out in zip(clips, recon):
             ref_np = ref.permute(1, 2, 3, 0).numpy()  # [T, H, W, 3]
             out_np = out.permute(1, 2, 3, 0).numpy()
             psnrs.append(clip_psnr(ref_np, out_np))
             ssims.append(clip_ssim(ref_np, out_np))
-    model.train()
-    return {"val_psnr": float(np.mean(psnrs)), "val_ssim": float(np.mean(ssims)), "val_clips": len(psnrs)}
+    model.train(was_training)
+    result = {f"{prefix}_psnr": float(np.mean(psnrs)), f"{prefix}_ssim": float(np.mean(ssims)), "val_clips": len(psnrs)}
+    result.update({f"{prefix}_{name}_used": len(codes) for name, codes in used.items()})
+    return result
+
+
+class Start(NamedTuple):
+    model_config: ModelConfig
+    config: TrainConfig
+    checkpoint: dict[str, Any] | None  # a checkpoint whose state continues (resume or init_from a .pt)
+    exact: bool  # True: resume exactly (schedule, data position, RNG); False: a new phase
+    weights: dict[str, torch.Tensor] | None  # init_from a weights file: its state_dict (float32)
+
+
+def _starting_point(model_config: ModelConfig, config: TrainConfig, options: RunOptions) -> Start:
+    if options.resume and options.init_from:
+        raise UsageError("resume and init_from exclude each other")
+    if options.resume:  # a resumed run keeps the configs it started with
+        ckpt = load_checkpoint(options.resume)
+        return Start(*configs_of(ckpt), ckpt, True, None)
+    if options.init_from and Path(options.init_from).suffix == ".safetensors":
+        loaded = load_weights(options.init_from)  # the weights' own model config
+        state = {k: v.float() if v.is_floating_point() else v for k, v in loaded.model.state_dict().items()}
+        return Start(loaded.model.config, config, None, False, state)
+    if options.init_from:
+        ckpt = load_checkpoint(options.init_from)  # a new phase of the same model
+        return Start(configs_of(ckpt)[0], config, ckpt, False, None)
+    return Start(model_config, config, None, False, None)
 
 
 def train(
@@ -124,16 +200,13 @@ def train(
     log: Callable[[str], None] = print,
     on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
-    """Run (or resume) training; returns the path of the final checkpoint."""
+    """Run, resume or continue training; returns the path of the final checkpoint."""
     device = pick_device(options.device)
     rank, world, device = _setup_distributed(device)
     is_main = rank == 0
     run_dir = options.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-
-    ckpt = load_checkpoint(options.resume) if options.resume else None
-    if ckpt is not None:  # a resumed run keeps the configs it started with
-        model_config, config = configs_of(ckpt)
+    model_config, config, ckpt, exact, start_weights = _starting_point(model_config, config, options)
 
     torch.manual_seed(config.seed)
     split = build_split(
@@ -166,6 +239,14 @@ def train(
         log(f"{len(split.train)} training clips, {len(val_refs)} validation clips from {len(split.sources)} videos")
 
     model = MSVQVAE(model_config).to(device)
+    if start_weights is not None:
+        model.load_state_dict(start_weights)
+        for quantizer in (m for m in model.modules() if hasattr(m, "resync_ema")):
+            quantizer.resync_ema()
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+    for quantizer in (m for m in model.modules() if hasattr(m, "dead_fraction")):
+        quantizer.dead_fraction = config.dead_code_fraction
     perceptual = (
         PerceptualLoss(load_vgg_weights(options.vgg_weights), config.perceptual_norm).to(device) if config.gamma > 0 else None
     )
@@ -174,21 +255,29 @@ def train(
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    average = WeightAverage(model, config.weight_ema) if config.weight_ema else None
     use_scaler = device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
-    epoch, batch_start, step, history = 0, 0, 0, []
+    epoch, batch_start, step, phase_start, history = 0, 0, 0, 0, []
+    scheduler = make_scheduler(optimizer, config, total_steps, 0 if ckpt is not None else config.warmup_steps)
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        optimizer.load_state_dict(ckpt["optimizer"])  # after the scheduler is built, which sets the rate
+        step, history = ckpt["step"], list(ckpt["history"])
+        if average is not None and ckpt.get("weight_average"):
+            average.model.load_state_dict(ckpt["weight_average"])
+    if ckpt is not None and exact:
         scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
-        epoch, batch_start, step, history = ckpt["epoch"], ckpt["batch"], ckpt["step"], list(ckpt["history"])
         set_rng_state(ckpt["rng"])
-        if is_main:
-            log(f"resumed from {options.resume} at epoch {epoch}, step {step}")
+        epoch, batch_start, phase_start = ckpt["epoch"], ckpt["batch"], ckpt.get("phase_start", 0)
+    elif ckpt is not None:  # a new phase: the moments carry over, the rate and schedule are this phase's
+        for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+            group["lr"], group["initial_lr"] = lr, config.lr
+        phase_start = step
+    if is_main and ckpt is not None:
+        log(f"{'resumed' if exact else 'new phase'} from {options.resume or options.init_from} at step {step}")
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -204,90 +293,102 @@ def train(
                 model_config=model_config.to_json(),
                 train_config=json.dumps(dataclasses.asdict(config)),
                 model=model.state_dict(),
+                weight_average=average.synced(model).state_dict() if average is not None else None,
                 optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(),
                 scaler=scaler.state_dict() if use_scaler else None,
                 epoch=epoch,
                 batch=batch_start,
                 step=step,
+                phase_start=phase_start,
                 rng=rng_state(),
                 history=history,
             )
         return path
 
-    log_file = (run_dir / "log.jsonl").open("a") if is_main else None
-    started = time.monotonic()
+    def validate_and_log(log_file, reason: str) -> None:
+        if val_loader is None or not is_main:
+            return
+        metrics = {"epoch": epoch, "step": step, **validate(model, val_loader, device)}
+        if average is not None:
+            metrics.update(validate(average.synced(model), val_loader, device, prefix="ema_val"))
+        history.append(metrics)
+        ema = f", weight average {metrics['ema_val_psnr']:.2f} dB" if average is not None else ""
+        log(f"{reason}: val PSNR {metrics['val_psnr']:.2f} dB, SSIM {metrics['val_ssim']:.4f}{ema}")
+        log_file.write(json.dumps(metrics) + "\n")
+        log_file.flush()
+
+    started = last_save = time.monotonic()
     first_step = step
     final = run_dir / "last.pt"
     stop = False
-    while epoch < config.epochs and not stop:
-        train_set.epoch = epoch
-        order = epoch_order(len(train_set), config.seed, epoch)[rank::world]
-        batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-        loader = DataLoader(
-            Subset(train_set, [i for b in batches[batch_start:] for i in b]),
-            batch_size=config.batch_size,
-            num_workers=config.workers,
-        )
-        for clips in loader:
-            t0 = time.monotonic()
-            clips = clips.to(device, non_blocking=True)
-            with _autocast(device, config.amp):
-                out = net(clips)
-                recon_loss = F.mse_loss(out.recon.float(), clips)
-                perc_loss = perceptual(out.recon, clips) if perceptual is not None else torch.zeros((), device=device)
-                loss = recon_loss + config.beta * out.vq_loss + config.gamma * perc_loss
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            batch_start += 1
-            with torch.no_grad():
-                mse = F.mse_loss(out.recon.detach().float().clamp(0, 1), clips).item()
-            record = {
-                "step": step,
-                "epoch": epoch,
-                "loss": loss.item(),
-                "recon": recon_loss.item(),
-                "vq": out.vq_loss.item(),
-                "perc": perc_loss.item(),
-                "psnr": 10 * math.log10(1 / max(mse, 1e-10)),
-                "lr": scheduler.get_last_lr()[0],
-                "total_steps": total_steps,
-                "sec": time.monotonic() - t0,
-            }
-            if log_file:
+    with open(run_dir / "log.jsonl", "a") if is_main else open(os.devnull, "w") as log_file:
+        while epoch < config.epochs and not stop:
+            train_set.epoch = epoch
+            order = epoch_order(len(train_set), config.seed, epoch)[rank::world]
+            batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+            loader = DataLoader(
+                Subset(train_set, [i for b in batches[batch_start:] for i in b]),
+                batch_size=config.batch_size,
+                num_workers=config.workers,
+            )
+            for clips in loader:
+                t0 = time.monotonic()
+                clips = clips.to(device, non_blocking=True)
+                with _autocast(device, config.amp):
+                    out = net(clips)
+                    recon_loss = F.mse_loss(out.recon.float(), clips)
+                    perc_loss = perceptual(out.recon, clips) if perceptual is not None else torch.zeros((), device=device)
+                    loss = recon_loss + config.beta * out.vq_loss + config.gamma * perc_loss
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                if average is not None:
+                    average.update(model)
+                step += 1
+                batch_start += 1
+                with torch.no_grad():
+                    mse = F.mse_loss(out.recon.detach().float().clamp(0, 1), clips).item()
+                record = {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": loss.item(),
+                    "recon": recon_loss.item(),
+                    "vq": out.vq_loss.item(),
+                    "perc": perc_loss.item(),
+                    "psnr": 10 * math.log10(1 / max(mse, 1e-10)),
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": float(grad_norm),
+                    **codebook_stats(model, out.codes),
+                    "total_steps": total_steps,
+                    "sec": time.monotonic() - t0,
+                }
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
-            if on_step and is_main:
-                on_step(record)
-            out_of_time = config.max_minutes and (time.monotonic() - started) / 60 >= config.max_minutes
-            stopped_here = options.stop_after and step - first_step >= options.stop_after
-            if (config.max_steps and step >= config.max_steps) or out_of_time or stopped_here:
-                stop = True
-                break
-        if not stop:
-            epoch, batch_start = epoch + 1, 0
-            if val_loader is not None and (epoch % config.val_every == 0 or epoch == config.epochs) and is_main:
-                metrics = {"epoch": epoch, "step": step, **validate(model, val_loader, device)}
-                history.append(metrics)
-                log(f"epoch {epoch}: val PSNR {metrics['val_psnr']:.2f} dB, SSIM {metrics['val_ssim']:.4f}")
-                if log_file:
-                    log_file.write(json.dumps(metrics) + "\n")
-                    log_file.flush()
-            if epoch % config.checkpoint_every == 0:
-                checkpoint(f"epoch{epoch:03d}.pt")
-    if stop and val_loader is not None and is_main:
-        metrics = {"epoch": epoch, "step": step, **validate(model, val_loader, device)}
-        history.append(metrics)
-        log(f"stopped at step {step}: val PSNR {metrics['val_psnr']:.2f} dB, SSIM {metrics['val_ssim']:.4f}")
-        if log_file:
-            log_file.write(json.dumps(metrics) + "\n")
-    checkpoint(final.name)
-    if log_file:
-        log_file.close()
+                if on_step and is_main:
+                    on_step(record)
+                if config.checkpoint_minutes and (time.monotonic() - last_save) / 60 >= config.checkpoint_minutes:
+                    validate_and_log(log_file, f"step {step}")
+                    checkpoint(final.name)
+                    last_save = time.monotonic()
+                out_of_time = config.max_minutes and (time.monotonic() - started) / 60 >= config.max_minutes
+                stopped_here = options.stop_after and step - first_step >= options.stop_after
+                if (config.max_steps and step - phase_start >= config.max_steps) or out_of_time or stopped_here:
+                    stop = True
+                    break
+            if not stop:
+                epoch, batch_start = epoch + 1, 0
+                if epoch % config.val_every == 0 or epoch == config.epochs:
+                    validate_and_log(log_file, f"epoch {epoch}")
+                if epoch % config.checkpoint_every == 0:
+                    checkpoint(f"epoch{epoch:03d}.pt")
+        if stop:
+            validate_and_log(log_file, f"stopped at step {step}")
+        checkpoint(final.name)
     if world > 1:
         dist.barrier()
     return final

@@ -1,0 +1,41 @@
+"""Configs: recipes are named TrainConfig values; explicit values win; bad values are usage errors."""
+
+import dataclasses
+
+import pytest
+
+from msvq_codec.config import RECIPES, ModelConfig, TrainConfig, train_recipe
+from msvq_codec.errors import UsageError
+
+
+def test_paper_recipe_is_the_defaults():
+    assert train_recipe("paper") == TrainConfig()
+
+
+def test_cpu_recipe_differs_only_where_it_says_and_overrides_win():
+    cpu = train_recipe("cpu")
+    changed = {f.name for f in dataclasses.fields(TrainConfig) if getattr(cpu, f.name) != getattr(TrainConfig(), f.name)}
+    assert changed == set(RECIPES["cpu"])
+    assert train_recipe("cpu", gamma=0.4, lr=1e-4).gamma == 0.4
+    assert train_recipe("cpu", gamma=0.4).schedule == "constant"
+
+
+@pytest.mark.parametrize("bad", [dict(schedule="linear"), dict(weight_ema=1.0), dict(weight_ema=-0.1)])
+def test_bad_train_values_are_usage_errors(bad):
+    with pytest.raises(UsageError):
+        TrainConfig(**bad)
+
+
+def test_unknown_recipe_is_a_usage_error():
+    with pytest.raises(UsageError, match="cpu"):
+        train_recipe("gpu")
+
+
+def test_model_config_json_is_unchanged_by_train_fields():
+    """The model ID hashes ModelConfig's JSON: recipe work must not add fields to it."""
+    assert ModelConfig().to_json() == (
+        '{"bottom_stride": [2, 4, 4], "clip_frames": 32, "clip_size": 64, "codebook_size": 1024, '
+        '"dead_code_threshold": 1.0, "ema_decay": 0.99, "ema_eps": 1e-05, "embed_dim": 128, "fps": 16.0, '
+        '"hidden_channels": 224, "in_channels": 3, "levels": 2, "n_res_blocks": 2, "res_channels": 96, '
+        '"top_stride": [2, 2, 2]}'
+    )
