@@ -79,9 +79,21 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+WEIGHTS_SOURCES = {"$MSVQ_WEIGHTS": "from $MSVQ_WEIGHTS", "shipped": "the copy shipped with msvq"}
+
+
 def _version(value: bool) -> None:
+    """The version, and the weights a command given no --weights would use (file, why, model ID)."""
     if value:
-        out.print(f"msvq {__version__}")
+        from msvq_codec.model.weights import find_weights, read_metadata
+
+        out.print(f"msvq {__version__}", highlight=False)
+        path, source = find_weights()
+        try:
+            model = f"model ID {read_metadata(path).get('msvq_model_id', '(none recorded)')}"
+        except MsvqError as e:
+            model = f"unusable: {describe(e)}"
+        out.print(f"weights: {path} ({WEIGHTS_SOURCES[source]}), {model}", highlight=False, soft_wrap=True)
         raise typer.Exit()
 
 
@@ -89,7 +101,9 @@ def _version(value: bool) -> None:
 def main_options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version, is_eager=True, help="Print the version and the default weights."
+    ),
 ) -> None:
     STATE["debug"] = debug
     STATE["quiet"] = quiet

@@ -8,7 +8,6 @@ container and the video readers and writers.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,24 +23,18 @@ from msvq_codec.config import ModelConfig
 from msvq_codec.device import pick_device
 from msvq_codec.errors import FormatError, InputError, MsvqError, UsageError, WeightsMismatch
 from msvq_codec.model.vqvae import Codes
-from msvq_codec.model.weights import LoadedModel, load_weights
+from msvq_codec.model.weights import LoadedModel, find_weights, load_weights
 from msvq_codec.outputs import atomic_output, check_target
 from msvq_codec.video import SourceInfo, iter_clips, output_kind, probe, resampled_count, write_video
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_WEIGHTS_NAME = "msvq-default.safetensors"
 DEFAULT_BATCH = 4  # clips per forward pass
 MAX_READ_BYTES = 2**31  # a .msvq file larger than this is refused before reading
 Progress = Callable[[int], None]  # called with the number of clips just finished
 
 
-def default_weights() -> Path:
-    """``$MSVQ_WEIGHTS`` if set, else the weights shipped in the repository's ``weights/`` folder."""
-    return Path(os.environ.get("MSVQ_WEIGHTS") or WEIGHTS_DIR / DEFAULT_WEIGHTS_NAME)
-
-
 def load_model(weights: str | Path | None = None, device: str = "auto") -> LoadedModel:
-    return load_weights(weights or default_weights(), pick_device(device))
+    """The model of ``weights``, else of the weights ``find_weights`` chooses ($MSVQ_WEIGHTS, the shipped)."""
+    return load_weights(find_weights(weights)[0], pick_device(device))
 
 
 def check_batch_size(batch_size: int) -> int:

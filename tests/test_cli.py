@@ -56,9 +56,21 @@ def assert_one_line_error(res, code: int, *fragments: str) -> str:
 # ---- happy paths -----------------------------------------------------------------------------------------------
 
 
-def test_version():
+def test_version_names_the_weights_a_command_would_use(env, monkeypatch):
+    from msvq_codec.model.weights import SHIPPED_NAME, find_weights, shipped_dir
+
+    monkeypatch.delenv("MSVQ_WEIGHTS", raising=False)
     res = run("--version")
-    assert res.exit_code == 0 and res.stdout.strip() == f"msvq {__version__}"
+    version, weights = res.stdout.strip().splitlines()
+    assert res.exit_code == 0 and version == f"msvq {__version__}"
+    shipped = shipped_dir() / SHIPPED_NAME
+    assert find_weights() == (shipped, "shipped") and f"weights: {shipped} (the copy shipped with msvq)" in weights
+    if shipped.is_file():
+        assert f"model ID {load_weights(shipped).model_id.hex()}" in weights
+    monkeypatch.setenv("MSVQ_WEIGHTS", env["w"])  # the environment comes before the shipped copy
+    weights = run("--version").stdout.strip().splitlines()[1]
+    assert f"{env['w']} (from $MSVQ_WEIGHTS), model ID {load_weights(env['w']).model_id.hex()}" in weights
+    assert find_weights(env["other"]) == (Path(env["other"]), "given")  # and --weights before both
 
 
 def test_help_lists_commands():
@@ -243,7 +255,7 @@ def python_m(*args: str) -> subprocess.CompletedProcess:
 
 def test_subprocess_version_and_errors(tmp_path, env):
     res = python_m("--version")
-    assert res.returncode == 0 and res.stdout.strip() == f"msvq {__version__}"
+    assert res.returncode == 0 and res.stdout.splitlines()[0] == f"msvq {__version__}"
     bad = tmp_path / "bad.msvq"
     bad.write_bytes(b"\x89MSVQ\r\n\x1a" + b"\0" * 30)
     res = python_m("decode", bad, tmp_path / "r.mp4", "-w", env["w"], "--codec-typo")  # typer's own usage error

@@ -45,13 +45,13 @@ from msvq_codec.bench.records import (
     StreamRecord, VideoRecord,
 )  # fmt: skip
 from msvq_codec.bench.score import Scorer, mean
-from msvq_codec.codec import DEFAULT_BATCH, codes_to_bytes, decode_clips, default_weights, encode_clips, load_model
+from msvq_codec.codec import DEFAULT_BATCH, codes_to_bytes, decode_clips, encode_clips, load_model
 from msvq_codec.codec import check_batch_size, paper_bpp, read_bytes, roundtrip_bytes
 from msvq_codec.config import ModelConfig
 from msvq_codec.container import Header
 from msvq_codec.device import pick_device
 from msvq_codec.errors import InputError, UsageError
-from msvq_codec.model.weights import LoadedModel
+from msvq_codec.model.weights import LoadedModel, find_weights
 
 RAW_BPP = 24.0  # raw 8-bit RGB
 DEFINITIONS = {
@@ -70,7 +70,7 @@ DEFINITIONS = {
 @dataclass(frozen=True)
 class BenchOptions:
     inputs: tuple[Path, ...]
-    weights: tuple[Path, ...] = ()  # empty: codec.default_weights()
+    weights: tuple[Path, ...] = ()  # empty: the one find_weights chooses
     device: str = "auto"
     batch_size: int = DEFAULT_BATCH
     classic: bool = True
@@ -136,7 +136,7 @@ def _peak_memory(device: torch.device) -> int:
 
 
 def _load_models(opts: BenchOptions) -> list[_Model]:
-    paths = list(opts.weights) or [default_weights()]
+    paths = list(opts.weights) or [find_weights()[0]]
     models, labels = [], set()
     for i, path in enumerate(paths):
         label = Path(path).name.removesuffix(".safetensors")

@@ -9,6 +9,9 @@ Metadata keys (all strings, as safetensors requires):
 The model ID is the first 16 bytes of SHA-256 over the config JSON and the tensors that decoding depends on
 (codebooks and decoder, ``MSVQVAE.decoder_state_keys``) exactly as stored. Loading recomputes it, so a file
 whose tensors were altered after export is refused. Nothing here unpickles.
+
+Which weights a command uses is ``find_weights``: the weights it is given, else ``$MSVQ_WEIGHTS``, else the
+copy shipped with the package (``shipped_dir()``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,12 +35,33 @@ from msvq_codec.outputs import atomic_output
 
 WEIGHTS_FORMAT = "1"
 MODEL_ID_BYTES = 16
+SHIPPED_NAME = "msvq-default.safetensors"  # the weights msvq ships, in shipped_dir()
+WEIGHTS_ENV = "MSVQ_WEIGHTS"
 
 
 class LoadedModel(NamedTuple):
     model: MSVQVAE  # in eval mode, float32, on the requested device
     model_id: bytes  # MODEL_ID_BYTES
     metadata: dict[str, Any]  # provenance and anything else the file recorded
+
+
+def shipped_dir() -> Path:
+    """The folder of the files shipped with msvq (weights, their model card): ``msvq_codec/weights/`` in an
+    installed package, where the build maps the repository's ``weights/`` (setup.py), else the repository's
+    ``weights/`` itself (a source checkout, ``pip install -e .``)."""
+    package = Path(__file__).resolve().parent.parent
+    inside = package / "weights"
+    return inside if inside.is_dir() else package.parent / "weights"
+
+
+def find_weights(weights: str | Path | None = None) -> tuple[Path, str]:
+    """The weights file to use and why, by the one rule: ``weights`` if given (``"given"``), else
+    ``$MSVQ_WEIGHTS`` if set (``"$MSVQ_WEIGHTS"``), else the package's own copy (``"shipped"``)."""
+    if weights:
+        return Path(weights), "given"
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV]), f"${WEIGHTS_ENV}"
+    return shipped_dir() / SHIPPED_NAME, "shipped"
 
 
 def model_id(config: ModelConfig, state: dict[str, torch.Tensor], keys: list[str]) -> bytes:
