@@ -373,69 +373,76 @@ def train(
     data: Path = typer.Option(..., "--data", help="Folder of videos, or an extracted UCF-101 tree."),
     run_dir: Path = typer.Option(Path("runs/msvq"), "--run-dir", help="Checkpoints, log.jsonl, split.json."),
     config: str = typer.Option("default", "--config", help="Model preset: default, single-level, codebook-512, tiny."),
+    recipe: str = typer.Option("paper", help="Training recipe: paper | cpu (see README); options below override it."),
     split: str = typer.Option("files", help="files | paper | official:K (UCF101 list K)."),
     val_list: Optional[Path] = typer.Option(None, help="With --split files: file listing the validation videos."),
     splits: Optional[Path] = typer.Option(None, help="With --split official:K: folder of UCF101's split lists."),
-    epochs: int = typer.Option(50, help="Epochs (the paper: 50)."),
-    batch_size: int = typer.Option(8, help="Clips per step per process (the paper: 8)."),
-    lr: float = typer.Option(2e-4, help="Adam learning rate (cosine-annealed)."),
-    gamma: float = typer.Option(0.4, help="Perceptual loss weight."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (paper: 50)."),
+    batch_size: Optional[int] = typer.Option(None, help="Clips per step per process (paper: 8; cpu: 4)."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate (paper: 2e-4)."),
+    schedule: Optional[str] = typer.Option(None, help="cosine (paper) | constant (warmup, then --lr; cpu)."),
+    warmup_steps: Optional[int] = typer.Option(None, help="Linear warmup steps for a fresh optimiser."),
+    grad_clip: Optional[float] = typer.Option(None, help="Clip the gradient norm to this (0: off)."),
+    weight_ema: Optional[float] = typer.Option(None, help="Decay of the weight average that export uses (0: off)."),
+    dead_code_fraction: Optional[float] = typer.Option(
+        None, help="Restart codebook entries below this share of the batch's mean hits (0: paper's rule)."
+    ),
+    gamma: Optional[float] = typer.Option(None, help="Perceptual loss weight (paper: 0.4; cpu: 0 until a last phase)."),
     no_perceptual: bool = typer.Option(False, "--no-perceptual", help="gamma = 0 (the paper's ablation)."),
-    perceptual_norm: str = typer.Option("channel", help="VGG features: channel (unit length, as LPIPS) | none."),
+    perceptual_norm: Optional[str] = typer.Option(None, help="VGG features: channel (unit length, as LPIPS) | none."),
     codebook_size: Optional[int] = typer.Option(None, help="Override the preset's codebook size (e.g. 512)."),
-    max_steps: int = typer.Option(0, help="Stop after this many steps (0: no limit)."),
-    max_minutes: float = typer.Option(0.0, help="Stop after this many minutes (0: no limit)."),
-    checkpoint_every: int = typer.Option(10, help="Checkpoint every N epochs."),
-    augment: bool = typer.Option(False, "--augment", help="Temporal offset, scale crop, flip."),
-    seed: int = typer.Option(0),
-    workers: int = typer.Option(0, help="DataLoader worker processes."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps of this phase (0: no limit)."),
+    max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes (0: no limit)."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every N epochs."),
+    checkpoint_minutes: Optional[float] = typer.Option(None, help="Validate and save last.pt every N minutes."),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Temporal offset, scale crop, flip."),
+    seed: Optional[int] = typer.Option(None),
+    workers: Optional[int] = typer.Option(None, help="DataLoader worker processes."),
     device: Device = "auto",
     no_amp: bool = typer.Option(False, "--no-amp", help="Full fp32 (no bf16/fp16 autocast)."),
     vgg_weights: Optional[Path] = typer.Option(None, help="VGG16 weights file (else the cache; see fetch-vgg)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Prepared-frame cache (default: <run-dir>/../cache)."),
-    resume: Optional[Path] = typer.Option(None, help="Continue from this checkpoint."),
+    resume: Optional[Path] = typer.Option(None, help="Continue exactly from this checkpoint (its own recipe)."),
+    init_from: Optional[Path] = typer.Option(
+        None, help="Start from weights (.safetensors: fresh optimiser) or a checkpoint (a new phase, optimiser kept)."
+    ),
     max_val_clips: int = typer.Option(0, help="Validate on at most N clips (0: all)."),
     stop_after: int = typer.Option(0, help="End this invocation after N steps (resume later; schedule unchanged)."),
 ) -> None:
-    """Train an MS-VQ-VAE with the paper's recipe (also: torchrun --nproc_per_node N -m msvq_codec train ...).
+    """Train an MS-VQ-VAE (also: torchrun --nproc_per_node N -m msvq_codec train ...).
 
-    With --resume, the run continues with the model and training configs stored in the checkpoint."""
-    from msvq_codec.config import TrainConfig, model_preset
+    --recipe paper is the paper's; --recipe cpu is for an open-ended CPU budget over many sittings. With
+    --resume the run continues exactly, with the configs stored in the checkpoint; --init-from starts a new
+    phase (new recipe options) from weights or a checkpoint."""
+    from msvq_codec.config import model_preset, train_recipe
     from msvq_codec.train.loop import RunOptions, train as run_training
 
     model_config = model_preset(config)
     if codebook_size:
         model_config = dataclasses.replace(model_config, codebook_size=codebook_size)
-    train_config = TrainConfig(
-        gamma=0.0 if no_perceptual else gamma,
-        perceptual_norm=perceptual_norm,
-        lr=lr,
-        batch_size=batch_size,
-        epochs=epochs,
-        max_steps=max_steps,
-        max_minutes=max_minutes,
-        checkpoint_every=checkpoint_every,
-        augment=augment,
-        seed=seed,
+    given = dict(
+        gamma=0.0 if no_perceptual else gamma, perceptual_norm=perceptual_norm, lr=lr, schedule=schedule,
+        warmup_steps=warmup_steps, grad_clip=grad_clip, weight_ema=weight_ema, dead_code_fraction=dead_code_fraction,
+        batch_size=batch_size, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
+        checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes, augment=augment, seed=seed,
         workers=workers,
-        amp=not no_amp,
-        extra={"data": str(data), "split": split, "config": config},
+    )  # fmt: skip
+    overrides = {name: value for name, value in given.items() if value is not None}
+    train_config = train_recipe(
+        recipe, **overrides, amp=not no_amp, extra={"data": str(data), "split": split, "config": config, "recipe": recipe}
     )
     options = RunOptions(
         data, run_dir, split=split, val_list=val_list, cache_dir=cache_dir, device=device, vgg_weights=vgg_weights,
-        resume=resume, max_val_clips=max_val_clips, splits_dir=splits, stop_after=stop_after,
+        resume=resume, init_from=init_from, max_val_clips=max_val_clips, splits_dir=splits, stop_after=stop_after,
     )  # fmt: skip
     quiet = STATE["quiet"]
     bar = _progress_bar("steps")
     task = bar.add_task("train", total=None) if bar is not None else None
-    running_psnr: list[float] = []
 
     def on_step(r: dict[str, Any]) -> None:
-        running_psnr.append(r["psnr"])
-        psnr = sum(running_psnr[-50:]) / len(running_psnr[-50:])  # mean over the last 50 steps
         line = (
             f"epoch {r['epoch']}  loss {r['loss']:.4f}  recon {r['recon']:.4f}  vq {r['vq']:.4f}  "
-            f"perc {r['perc']:.4f}  psnr {psnr:.2f} dB  {r['sec']:.2f} s/step"
+            f"perc {r['perc']:.4f}  psnr {r['psnr_recent']:.2f} dB  {r['sec']:.2f} s/step"
         )
         if bar is not None:
             bar.update(task, completed=r["step"], total=r["total_steps"], description=line)
@@ -475,8 +482,10 @@ def export(
     output: Path = typer.Argument(..., help="Weights file to write (.safetensors)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
     note: Optional[str] = typer.Option(None, help="JSON object added to the provenance metadata."),
+    raw: bool = typer.Option(False, "--raw", help="Export the raw weights, not the checkpoint's weight average."),
 ) -> None:
-    """Export a checkpoint as fp16 safetensors weights with config and provenance."""
+    """Export a checkpoint as fp16 safetensors weights with config and provenance (the weight average where the
+    run kept one)."""
     from msvq_codec.errors import UsageError
     from msvq_codec.outputs import check_target
     from msvq_codec.train.checkpoint import export as export_weights
@@ -486,7 +495,7 @@ def export(
         extra = json.loads(note) if note else None
     except json.JSONDecodeError as e:
         raise UsageError(f"--note is not JSON: {e}") from None
-    mid = export_weights(checkpoint, output, extra)
+    mid = export_weights(checkpoint, output, extra, raw=raw)
     out.print(f"wrote {output} (model ID {mid.hex()})")
 
 

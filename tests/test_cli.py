@@ -296,3 +296,37 @@ def test_nothing_but_main_imports_the_cli():
         if "msvq_codec.cli" in path.read_text() or "from msvq_codec import cli" in path.read_text()
     )  # fmt: skip
     assert importers == ["__main__.py"]
+
+
+def test_train_cpu_recipe_then_a_new_phase_then_export(tmp_path):
+    """--recipe cpu with an override, a perceptual-free new phase from its checkpoint, and both exports."""
+    rng = np.random.default_rng(1)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        np.save(data / f"v{i}.npy", rng.integers(0, 256, (40, 48, 48, 3), dtype=np.uint8))
+    (data / "val.txt").write_text("v1.npy\n")
+    common = ["--data", data, "--val-list", data / "val.txt", "--config", "tiny", "--device", "cpu",
+              "--cache-dir", tmp_path / "cache", "--batch-size", "1"]  # fmt: skip
+    res = run("--quiet", "train", *common, "--recipe", "cpu", "--max-steps", "2", "--run-dir", tmp_path / "a")
+    assert res.exit_code == 0, res.output
+    first = tmp_path / "a" / "last.pt"
+    res = run("--quiet", "train", *common, "--init-from", first, "--lr", "1e-4", "--max-steps", "1",
+              "--run-dir", tmp_path / "b")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    from msvq_codec.train.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert ckpt["step"] == 3 and json.loads(ckpt["train_config"])["lr"] == 1e-4
+    assert json.loads(ckpt["train_config"])["schedule"] == "cosine"  # the new phase's recipe: paper + overrides
+    res = run("export", tmp_path / "a" / "last.pt", tmp_path / "avg.safetensors")
+    assert res.exit_code == 0, res.output
+    res = run("export", tmp_path / "a" / "last.pt", tmp_path / "raw.safetensors", "--raw")
+    assert res.exit_code == 0, res.output
+    assert load_weights(tmp_path / "avg.safetensors").metadata["weights"] == "weight average"
+    assert load_weights(tmp_path / "raw.safetensors").metadata["weights"] == "raw"
+
+
+def test_train_unknown_recipe_is_a_one_line_usage_error(tmp_path):
+    res = run("train", "--data", tmp_path, "--recipe", "fast")
+    assert_one_line_error(res, 2, "recipe")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 import warnings
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 from msvq_codec.config import ModelConfig, TrainConfig
 from msvq_codec.errors import MsvqError, WeightsError
 from msvq_codec.model.weights import build_model, save_weights
+from msvq_codec.outputs import atomic_output
 
 CHECKPOINT_FORMAT = 1
 
@@ -51,10 +51,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, **fields: Any) -> None:
     """Write atomically: a crash mid-save leaves the previous checkpoint intact."""
-    fields = dict(fields, format=CHECKPOINT_FORMAT)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    torch.save(fields, partial)
-    partial.replace(path)
+    with atomic_output(path, force=True) as tmp:
+        torch.save(dict(fields, format=CHECKPOINT_FORMAT), tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -18,7 +18,6 @@ Splits:
 from __future__ import annotations
 
 import hashlib
-import os
 import json
 import random
 import re
@@ -32,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from msvq_codec.errors import InputError, UsageError
+from msvq_codec.outputs import atomic_output
 from msvq_codec.video import find_inputs, iter_clips
 
 UCF_NAME = re.compile(r"^v_(?P<cls>[A-Za-z]+)_g\d+_c\d+$")
@@ -72,9 +72,8 @@ def prepare_video(source: Path, cache_root: Path, cache_size: int, fps: float, c
     stream = iter_clips(source, fps=fps, size=cache_size, clip_frames=clip_frames)
     frames = np.concatenate(list(stream), axis=0)[: stream.frame_count]  # [N, S, S, 3], padding dropped
     cache_root.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.stem}-partial-{os.getpid()}.npy")  # unique: DDP processes prepare too
-    np.save(partial, frames)
-    partial.replace(out)
+    with atomic_output(out, force=True) as tmp:  # DDP processes may prepare the same video: either wins
+        np.save(tmp, frames)
     return out
 
 
@@ -102,7 +101,7 @@ def _clips(n_frames: int, clip_frames: int) -> list[int]:
 def _official_test_names(search_dir: Path, k: int) -> set[str]:
     lists = sorted(search_dir.rglob(f"testlist0{k}.txt"))
     if not lists:
-        raise UsageError(f"--split official:{k} needs testlist0{k}.txt under {search_dir} (see --splits)")
+        raise UsageError(f"split official:{k} needs testlist0{k}.txt under {search_dir}", option="splits")
     names = set()
     for line in lists[0].read_text().split():
         if line.endswith(".avi"):
@@ -165,7 +164,7 @@ def build_split(
     if split.startswith("official:"):
         k = split.split(":", 1)[1]
         if k not in ("1", "2", "3"):
-            raise UsageError(f"--split official:K takes K in 1, 2, 3, not {k!r}")
+            raise UsageError(f"split official:K takes K in 1, 2, 3, not {k!r}", option="split")
         test_names = _official_test_names(splits_dir or data_dir, int(k))
         is_val = [src.stem in test_names for src in sources]
     elif split == "files":
@@ -181,7 +180,7 @@ def build_split(
             chosen = set(order[:n_val])
             is_val = [i in chosen for i in range(len(sources))]
     else:
-        raise UsageError(f"unknown split {split!r}: use files, paper or official:K")
+        raise UsageError(f"unknown split {split!r}: use files, paper or official:K", option="split")
 
     train, val = [], []
     for v in range(len(sources)):

@@ -16,6 +16,7 @@ statistics are summed across processes (msvq_codec.model.quantizer).
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 import json
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from msvq_codec.config import ModelConfig, TrainConfig
+from msvq_codec.device import pick_device
 from msvq_codec.errors import UsageError
 from msvq_codec.metrics import clip_psnr, clip_ssim
 from msvq_codec.model.vqvae import MSVQVAE
@@ -42,6 +44,7 @@ from msvq_codec.train.data import ClipDataset, build_split
 from msvq_codec.vgg import PerceptualLoss, load_vgg_weights
 
 TRAIN_CACHE_SIZE = 96  # cached frame side when augmenting: crops of 60-100% keep >= 64 px of detail
+RECENT_STEPS = 50  # log records carry the mean training PSNR over this many latest steps
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,6 @@ class RunOptions:
     splits_dir: Path | None = None  # for split 'official:K': the folder holding UCF101's testlist0K.txt
     stop_after: int = 0  # end this invocation after N steps with a checkpoint; the schedule is unchanged,
     # so a later resume continues as if never stopped (for pre-emptible jobs)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("no CUDA device is available")
-    return torch.device(name)
 
 
 def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
@@ -318,6 +313,7 @@ def train(
         log_file.write(json.dumps(metrics) + "\n")
         log_file.flush()
 
+    recent_psnr: collections.deque[float] = collections.deque(maxlen=RECENT_STEPS)
     started = last_save = time.monotonic()
     first_step = step
     final = run_dir / "last.pt"
@@ -353,6 +349,7 @@ def train(
                 batch_start += 1
                 with torch.no_grad():
                     mse = F.mse_loss(out.recon.detach().float().clamp(0, 1), clips).item()
+                recent_psnr.append(10 * math.log10(1 / max(mse, 1e-10)))
                 record = {
                     "step": step,
                     "epoch": epoch,
@@ -360,7 +357,8 @@ def train(
                     "recon": recon_loss.item(),
                     "vq": out.vq_loss.item(),
                     "perc": perc_loss.item(),
-                    "psnr": 10 * math.log10(1 / max(mse, 1e-10)),
+                    "psnr": recent_psnr[-1],
+                    "psnr_recent": sum(recent_psnr) / len(recent_psnr),
                     "lr": scheduler.get_last_lr()[0],
                     "grad_norm": float(grad_norm),
                     **codebook_stats(model, out.codes),
