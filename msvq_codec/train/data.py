@@ -198,13 +198,9 @@ class ClipDataset(Dataset):
     def __init__(self, caches: list[Path], refs: list[ClipRef], clip_frames: int, size: int, augment: bool, seed: int):
         if not refs:
             raise InputError(f"no full {clip_frames}-frame clips to train or validate on")
-        self.paths = caches
-        self.refs = refs
-        self.clip_frames = clip_frames
-        self.size = size
-        self.augment = augment
-        self.seed = seed
-        self.epoch = 0
+        self.paths, self.refs = caches, refs
+        self.clip_frames, self.size = clip_frames, size  # what a clip is
+        self.augment, self.seed, self.epoch = augment, seed, 0  # augmentation draws from (seed, epoch, index)
         self._arrays: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
