@@ -43,6 +43,7 @@ class LoadedModel(NamedTuple):
     model: MSVQVAE  # in eval mode, float32, on the requested device
     model_id: bytes  # MODEL_ID_BYTES
     metadata: dict[str, Any]  # provenance and anything else the file recorded
+    path: Path | None = None  # the weights file (its entropy model lives beside it: msvq_codec.entropy)
 
 
 def shipped_dir() -> Path:
@@ -172,4 +173,4 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> Loaded
     except RuntimeError as err:
         raise WeightsError(f"{path}: tensors do not fit the recorded config ({str(err).splitlines()[0]})") from None
     provenance = json.loads(meta.get("provenance") or "{}")
-    return LoadedModel(model.to(device).eval(), mid, provenance)
+    return LoadedModel(model.to(device).eval(), mid, provenance, path)
