@@ -2,52 +2,74 @@
 
 A ``.msvq`` file holds, for every level of the model's latent hierarchy, the codebook index of every
 latent position of every clip, plus what the decoder needs to turn the clips back into the input's
-frames. It does not hold the codebooks or the decoder: ``model_id`` names the weights that do.
+frames. It does not hold the codebooks or the decoder: ``model_id`` names the weights that do; nor the
+context model's tables: ``entropy_id`` names the ones a ``context`` stream was coded with.
 
-Format version 1
-----------------
-All integers are unsigned little-endian; ``f64`` is an IEEE 754 binary64, little-endian. Offsets are
-from the start of the file. ``L`` is the level count (offset 66).
+Format version 2 (written)
+--------------------------
+All integers are unsigned little-endian; ``f64`` / ``f32`` are IEEE 754 binary64 / binary32, little-endian.
+Offsets are from the start of the file. ``L`` is the level count (offset 87).
 
 ======== ======= ====== ==================================================================================
 Offset   Size    Type   Field
 ======== ======= ====== ==================================================================================
 0        8       bytes  magic: ``b"\\x89MSVQ\\r\\n\\x1a"`` (the byte 0x89, ASCII ``MSVQ``, CR, LF, 0x1A)
-8        2       u16    format version: 1
+8        2       u16    format version: 2
 10       16      bytes  model_id: hash of the weights that define the codebooks and the decoder
-26       8       f64    source_fps: the input's frame rate, > 0 and finite
-34       4       u32    source_width: the input's frame width in pixels, >= 1
-38       4       u32    source_height: the input's frame height in pixels, >= 1
-42       4       u32    frame_count: frames (at ``fps``) the decoder returns, >= 1
-46       8       f64    fps: the clips' frame rate, > 0 and finite
-54       2       u16    clip_frames: frames per clip, >= 1
-56       2       u16    clip_height: pixels, >= 1
-58       2       u16    clip_width: pixels, >= 1
-60       4       u32    n_clips: must equal ``ceil(frame_count / clip_frames)``; the last clip is padded
-64       1       u8     codec: stream codec id, 1 = zstd, 2 = DEFLATE (see ``StreamCodec``)
-65       1       u8     codec_level: zstd 1..22, DEFLATE 0..9
-66       1       u8     L: level count, 1..4
-67       10 * L         L level records, coarsest level first, each:
+26       16      bytes  entropy_id: with codec 3, the ID of the context model's tables the streams were
+                        coded with (never all zero); with codecs 1 and 2, 16 zero bytes
+42       8       f64    source_fps: the input's frame rate, > 0 and finite
+50       4       u32    source_width: the input's frame width in pixels, >= 1
+54       4       u32    source_height: the input's frame height in pixels, >= 1
+58       4       u32    frame_count: frames (at ``fps``) the decoder returns, >= 1
+62       8       f64    fps: the clips' frame rate, > 0 and finite
+70       2       u16    clip_frames: frames per clip, >= 1
+72       2       u16    clip_height: pixels, >= 1
+74       2       u16    clip_width: pixels, >= 1
+76       4       u32    n_clips: must equal ``ceil(frame_count / clip_frames)``; the last clip is padded
+80       1       u8     codec: stream codec id, 1 = zstd, 2 = DEFLATE, 3 = context (see ``StreamCodec``)
+81       1       u8     codec_level: zstd 1..22, DEFLATE 0..9, context 0
+82       1       u8     quality: the encoder's rate-control preset; 0 = none (every index is its latent's
+                        nearest code). Decoding never depends on it
+83       4       f32    rd_lambda: the rate-distortion lambda the encoder traded bits for distortion with;
+                        finite and >= 0, and 0.0 when quality is 0. Decoding never depends on it
+87       1       u8     L: level count, 1..4
+88       10 * L         L level records, coarsest level first, each:
                         +0 u16 t, +2 u16 h, +4 u16 w: the latent grid of one clip, 1 <= t <= clip_frames,
                         1 <= h <= clip_height, 1 <= w <= clip_width;
                         +6 u32 K: the codebook size, 2..65536
-67+10L   4       u32    header CRC32 (zlib.crc32) of bytes ``[0, 67 + 10L)``
+88+10L   4       u32    header CRC32 (zlib.crc32) of bytes ``[0, 88 + 10L)``
 ======== ======= ====== ==================================================================================
 
-The header ends at ``H = 71 + 10L``. Then come L streams, one per level in the order of the records:
+The header ends at ``H = 92 + 10L``. Then come L streams, one per level in the order of the records:
 
 ======== ======= ====== ==================================================================================
-+0       8       u64    C: length of the compressed stream, <= 1 GiB and <= what is left of the file
-+8       C       bytes  the level's packed indices, compressed with ``codec`` at ``codec_level``
++0       4       u32    C: length of the stream, <= 1 GiB and <= what is left of the file
++4       C       bytes  the level's indices, coded with ``codec`` at ``codec_level``
 ======== ======= ====== ==================================================================================
 
 and last a u32 CRC32 of every byte before it (header and streams). Nothing may follow it.
 
-A level's stream decompresses to exactly ``ceil(n * b / 8)`` bytes, where ``n = n_clips * t * h * w`` is
-its index count and ``b = ceil(log2 K)`` bits per index. Indices are in C order of the array
-``[n_clips, t, h, w]``, packed least significant bit first (see ``streams``); padding bits are zero and
-every index is ``< K``. A zstd stream is one frame that records its content size; a DEFLATE stream is
-one zlib stream (RFC 1950) with nothing after it.
+A level's ``n = n_clips * t * h * w`` indices are those of the array ``[n_clips, t, h, w]``. With codecs 1
+and 2, its stream decompresses to exactly ``ceil(n * b / 8)`` bytes of packed indices, ``b = ceil(log2 K)``
+bits each, in C order, least significant bit first (see ``streams``); padding bits are zero and every
+index is ``< K``. A zstd stream is one frame that records its content size; a DEFLATE stream is one zlib
+stream (RFC 1950) with nothing after it.
+
+With codec 3 (``context``), the stream is the compressed words (u32, little-endian) of an rANS coder
+(``constriction``'s ``AnsCoder``, 24-bit probabilities) that coded the level's indices latent frame by
+latent frame, each predicted from the two frames before it, with the integer tables that ``entropy_id``
+names; ``msvq_codec.entropy.coder`` specifies the symbol order and ``msvq_codec.entropy.tables`` the
+tables. This module checks only its framing: a whole number of words, the last one non-zero, and no more
+than ``8 * n + 8`` bytes (two 24-bit symbols an index, and the coder's final state, fit well within that).
+Decoding it needs the tables, which the weights carry: that is the codec's job (``msvq_codec.codec``).
+
+Format version 1 (still read)
+-----------------------------
+Version 1 is version 2 without ``entropy_id``, ``quality`` and ``rd_lambda`` (so ``codec`` at 64,
+``codec_level`` at 65, ``L`` at 66, level records from 67, ``H = 71 + 10L``), with codecs 1 and 2 only and a
+u64 stream length ``C``. Read, it gives a header with 16 zero bytes of ``entropy_id``, quality 0 and
+rd_lambda 0.0.
 
 Version policy
 --------------
@@ -57,12 +79,12 @@ versions or feature flags. A reader rejects every version it does not know. Code
 Caps
 ----
 So that no input can make a reader allocate without bound: at most 4 levels, at most ``MAX_INDICES``
-(2**28) indices over all levels (so at most 512 MiB of packed indices), and every compressed stream at
-most ``MAX_STREAM_BYTES`` (1 GiB) and no longer than the rest of the file. Reads are done in chunks, so
+(2**28) indices over all levels (so at most 512 MiB of packed indices), and every stream at most
+``MAX_STREAM_BYTES`` (1 GiB) and no longer than the rest of the file. Reads are done in chunks, so
 a length that overstates a non-seekable input fails at its end rather than allocating up front.
 
 Any malformed input raises ``FormatError``; a header or index array that the writer cannot store raises
-``UsageError``. Writing is deterministic: the same header and indices give the same bytes.
+``UsageError``. Writing is deterministic: the same header and indices (or coded streams) give the same bytes.
 """
 
 from __future__ import annotations
@@ -92,19 +114,25 @@ from msvq_codec.container.streams import (
 from msvq_codec.errors import FormatError, UsageError
 
 MAGIC = b"\x89MSVQ\r\n\x1a"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what the writer writes
+READ_VERSIONS = (1, 2)  # what the reader reads
 MAX_LEVELS = 4
 MAX_INDICES = 1 << 28
 MAX_STREAM_BYTES = 1 << 30
+NO_ENTROPY_ID = bytes(16)
 
 _VERSION = struct.Struct("<H")
-# model_id, source_fps, source_width, source_height, frame_count, fps, clip_frames, clip_height,
-# clip_width, n_clips, codec, codec_level, level count: offsets 10..66.
-_FIELDS = struct.Struct("<16sdIIIdHHHIBBB")
+# Version 2, offsets 10..87: model_id, entropy_id, source_fps, source_width, source_height, frame_count, fps,
+# clip_frames, clip_height, clip_width, n_clips, codec, codec_level, quality, rd_lambda, level count.
+_FIELDS_V2 = struct.Struct("<16s16sdIIIdHHHIBBBfB")
+# Version 1, offsets 10..66: the same without entropy_id, quality and rd_lambda.
+_FIELDS_V1 = struct.Struct("<16sdIIIdHHHIBBB")
 _LEVEL = struct.Struct("<HHHI")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+_LENGTH = {1: _U64, 2: _U32}  # a stream's length field, by version
 _READ_CHUNK = 1 << 20
+_F32_MAX = 3.4028234663852886e38
 
 # Integer header fields and their inclusive ranges (the widths of their fields in the file).
 _INT_RANGES = {
@@ -115,6 +143,7 @@ _INT_RANGES = {
     "clip_height": (1, 2**16 - 1),
     "clip_width": (1, 2**16 - 1),
     "n_clips": (1, 2**32 - 1),
+    "quality": (0, 255),
 }
 
 
@@ -145,15 +174,22 @@ class Header:
     n_clips: int  # ceil(frame_count / clip_frames)
     levels: tuple[LevelInfo, ...]  # 1..4 levels, coarsest first; in the order of the streams
     codec: StreamCodec
-    codec_level: int  # zstd 1..22, deflate 0..9
+    codec_level: int  # zstd 1..22, deflate 0..9, context 0
+    entropy_id: bytes = NO_ENTROPY_ID  # context: the tables' ID (not all zero); zstd/deflate: 16 zero bytes
+    quality: int = 0  # rate-control preset, 0 = none (nearest codes); informative, decoding ignores it
+    rd_lambda: float = 0.0  # the lambda that preset used (float32 in the file); 0.0 with quality 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "levels", tuple(self.levels))
         if self.codec in StreamCodec._value2member_map_:  # a plain int id becomes the enum member
             object.__setattr__(self, "codec", StreamCodec(self.codec))
+        lam = self.rd_lambda
+        if isinstance(lam, numbers.Real) and not isinstance(lam, bool) and math.isfinite(lam) and abs(lam) <= _F32_MAX:
+            # the file stores a float32: hold exactly the value a reader will get back
+            object.__setattr__(self, "rd_lambda", struct.unpack("<f", struct.pack("<f", float(lam)))[0])
 
     def bits_per_index(self, level: int) -> int:
-        """Bits each index of ``levels[level]`` takes in the file: ceil(log2 K)."""
+        """Bits each index of ``levels[level]`` takes packed (codecs zstd and DEFLATE): ceil(log2 K)."""
         return index_bits(self.levels[level].codebook_size)
 
     def n_indices(self, level: int) -> int:
@@ -169,9 +205,10 @@ class Header:
         return bits / (self.n_clips * self.clip_frames * self.clip_height * self.clip_width)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly view: model_id as hex, codec as its lower-case name, plus derived sizes."""
+        """JSON-friendly view: IDs as hex, codec as its lower-case name, plus derived sizes."""
         return {
             "model_id": self.model_id.hex(),
+            "entropy_id": self.entropy_id.hex() if self.codec == StreamCodec.CONTEXT else None,
             "source_fps": self.source_fps,
             "source_width": self.source_width,
             "source_height": self.source_height,
@@ -192,24 +229,38 @@ class Header:
             ],
             "codec": self.codec.name.lower(),
             "codec_level": self.codec_level,
+            "quality": self.quality,
+            "rd_lambda": self.rd_lambda,
             "paper_bpp": self.paper_bpp,
         }
 
 
 class Container(NamedTuple):
-    """A whole .msvq file: its header and one index array per level."""
+    """A whole .msvq file: its header, one index array per level, and the streams as stored.
+
+    ``indices`` is None for codec ``context``: its streams need the entropy model's tables, which the
+    codec (``msvq_codec.codec``) holds; the container only checks their framing."""
 
     header: Header
-    indices: tuple[np.ndarray, ...]  # per level, [n_clips, t, h, w] uint16 (the writer takes any int dtype)
+    indices: tuple[np.ndarray, ...] | None  # per level [n_clips, t, h, w] uint16; None for context streams
+    streams: tuple[bytes, ...] = ()  # per level, the stream bytes as stored in the file
+    version: int = FORMAT_VERSION  # the format version the file was written in
 
 
 # ---------------------------------------------------------------------------------------------- checks
+
+
+def max_context_stream(n_indices: int) -> int:
+    """The most bytes a ``context`` stream of ``n_indices`` indices may take (see the module docstring)."""
+    return 8 * n_indices + 8
 
 
 def _header_problem(h: Header) -> str | None:
     """What is wrong with ``h`` (the first thing found), or None. Shared by the writer and the reader."""
     if not isinstance(h.model_id, bytes) or len(h.model_id) != 16:
         return "model_id must be exactly 16 bytes"
+    if not isinstance(h.entropy_id, bytes) or len(h.entropy_id) != 16:
+        return "entropy_id must be exactly 16 bytes"
     for name in ("source_fps", "fps"):
         value = getattr(h, name)
         if not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
@@ -218,6 +269,13 @@ def _header_problem(h: Header) -> str | None:
         value = getattr(h, name)
         if not _is_int(value) or not lo <= value <= hi:
             return f"{name} must be an integer in {lo}..{hi}, not {value!r}"
+    lam = h.rd_lambda
+    if not isinstance(lam, numbers.Real) or isinstance(lam, bool) or not math.isfinite(lam) or lam < 0:
+        return f"rd_lambda must be a finite number >= 0, not {lam!r}"
+    if lam > _F32_MAX:
+        return f"rd_lambda {lam!r} does not fit a float32"
+    if h.quality == 0 and lam != 0:
+        return f"rd_lambda must be 0 with quality 0 (no rate control), not {lam!r}"
     expected_clips = -(-h.frame_count // h.clip_frames)
     if h.n_clips != expected_clips:
         return (f"n_clips {h.n_clips} does not match frame_count {h.frame_count} / clip_frames "
@@ -239,6 +297,10 @@ def _header_problem(h: Header) -> str | None:
     if not _is_int(h.codec_level) or not lo <= h.codec_level <= hi:
         name = StreamCodec(h.codec).name.lower()
         return f"codec level {h.codec_level!r} is out of range {lo}..{hi} for {name}"
+    if h.codec == StreamCodec.CONTEXT and h.entropy_id == NO_ENTROPY_ID:
+        return "a context-coded file needs the entropy model's ID (entropy_id is all zero)"
+    if h.codec != StreamCodec.CONTEXT and h.entropy_id != NO_ENTROPY_ID:
+        return f"entropy_id must be all zero with codec {StreamCodec(h.codec).name.lower()}"
     return None
 
 
@@ -271,34 +333,67 @@ def _check_indices(header: Header, indices: Sequence[np.ndarray]) -> list[np.nda
     return arrays
 
 
+def _context_stream_problem(stream: bytes, n_indices: int) -> str | None:
+    """What is wrong with the framing of a context stream of ``n_indices`` indices, or None."""
+    if len(stream) % 4:
+        return f"{len(stream)} bytes is not a whole number of 32-bit words"
+    if len(stream) > max_context_stream(n_indices):
+        return f"{len(stream)} bytes is more than {n_indices} indices can take ({max_context_stream(n_indices)})"
+    if stream and stream[-4:] == bytes(4):
+        return "the last word is zero (a range coder never ends so)"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- writing
 
 
 def _header_bytes(h: Header) -> bytes:
-    body = MAGIC + _VERSION.pack(FORMAT_VERSION) + _FIELDS.pack(
-        h.model_id, h.source_fps, h.source_width, h.source_height, h.frame_count, h.fps,
-        h.clip_frames, h.clip_height, h.clip_width, h.n_clips, h.codec, h.codec_level, len(h.levels),
+    body = MAGIC + _VERSION.pack(FORMAT_VERSION) + _FIELDS_V2.pack(
+        h.model_id, h.entropy_id, h.source_fps, h.source_width, h.source_height, h.frame_count, h.fps,
+        h.clip_frames, h.clip_height, h.clip_width, h.n_clips, h.codec, h.codec_level, h.quality,
+        h.rd_lambda, len(h.levels),
     )
     body += b"".join(_LEVEL.pack(*lv.grid, lv.codebook_size) for lv in h.levels)
     return body + _U32.pack(zlib.crc32(body))
 
 
-def to_bytes(header: Header, indices: Sequence[np.ndarray]) -> bytes:
-    """The complete .msvq file for ``header`` and one index array per level."""
+def to_bytes(
+    header: Header, indices: Sequence[np.ndarray] | None = None, *, streams: Sequence[bytes] | None = None
+) -> bytes:
+    """The complete .msvq file (format version 2) for ``header`` and, with codecs zstd and DEFLATE, one
+    index array per level; with codec context, the coded ``streams`` (``msvq_codec.entropy`` codes them)."""
     problem = _header_problem(header)
     if problem:
         raise UsageError(f"cannot write header: {problem}")
+    if header.codec == StreamCodec.CONTEXT:
+        if streams is None or indices is not None:
+            raise UsageError("a context-coded file is written from its coded streams, not from indices")
+        if len(streams) != len(header.levels):
+            raise UsageError(f"{len(streams)} streams given for {len(header.levels)} levels")
+        coded = [bytes(s) for s in streams]
+        for i, stream in enumerate(coded):
+            problem = _context_stream_problem(stream, header.n_indices(i))
+            if problem:
+                raise UsageError(f"level {i} context stream: {problem}")
+    else:
+        if indices is None or streams is not None:
+            raise UsageError(f"a {header.codec.name.lower()} file is written from its indices")
+        coded = [compress(pack_indices(arr, lv.codebook_size), header.codec, header.codec_level)
+                 for lv, arr in zip(header.levels, _check_indices(header, indices))]  # fmt: skip
     parts = [_header_bytes(header)]
-    for lv, arr in zip(header.levels, _check_indices(header, indices)):
-        stream = compress(pack_indices(arr, lv.codebook_size), header.codec, header.codec_level)
-        parts += [_U64.pack(len(stream)), stream]
+    for stream in coded:
+        if len(stream) > MAX_STREAM_BYTES:
+            raise UsageError(f"a stream of {len(stream)} bytes exceeds the cap of {MAX_STREAM_BYTES}")
+        parts += [_U32.pack(len(stream)), stream]
     body = b"".join(parts)
     return body + _U32.pack(zlib.crc32(body))
 
 
-def write_container(fp: BinaryIO, header: Header, indices: Sequence[np.ndarray]) -> int:
+def write_container(
+    fp: BinaryIO, header: Header, indices: Sequence[np.ndarray] | None = None, *, streams: Sequence[bytes] | None = None
+) -> int:
     """Write the .msvq file to ``fp``; returns the number of bytes written."""
-    data = to_bytes(header, indices)
+    data = to_bytes(header, indices, streams=streams)
     fp.write(data)
     return len(data)
 
@@ -339,8 +434,8 @@ def _remaining_size(fp: BinaryIO) -> int | None:
     return end - pos
 
 
-def _read_header(fp: BinaryIO) -> tuple[Header, bytes]:
-    """The validated header and its raw bytes (which the file CRC covers)."""
+def _read_header(fp: BinaryIO) -> tuple[Header, bytes, int]:
+    """The validated header, its raw bytes (which the file CRC covers) and the file's format version."""
     magic = _read_up_to(fp, len(MAGIC))
     if magic != MAGIC[: len(magic)]:
         raise FormatError("not a .msvq file (bad magic number)")
@@ -348,10 +443,17 @@ def _read_header(fp: BinaryIO) -> tuple[Header, bytes]:
         raise FormatError(f"truncated file: magic number needs {len(MAGIC)} bytes, only {len(magic)} left")
     version_raw = _read_exact(fp, _VERSION.size, "format version")
     (version,) = _VERSION.unpack(version_raw)
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported .msvq format version {version} (this reader knows {FORMAT_VERSION})")
-    fields_raw = _read_exact(fp, _FIELDS.size, "header")
-    *fields, codec_id, codec_level, n_levels = _FIELDS.unpack(fields_raw)
+    if version not in READ_VERSIONS:
+        known = " and ".join(map(str, READ_VERSIONS))
+        raise FormatError(f"unsupported .msvq format version {version} (this reader knows {known})")
+    layout = _FIELDS_V2 if version == 2 else _FIELDS_V1
+    fields_raw = _read_exact(fp, layout.size, "header")
+    if version == 2:
+        (model_id, entropy_id, *fields, codec_id, codec_level, quality, rd_lambda,
+         n_levels) = layout.unpack(fields_raw)  # fmt: skip
+    else:
+        model_id, *fields, codec_id, codec_level, n_levels = layout.unpack(fields_raw)
+        entropy_id, quality, rd_lambda = NO_ENTROPY_ID, 0, 0.0
     if not 1 <= n_levels <= MAX_LEVELS:
         raise FormatError(f"invalid header: level count {n_levels} is out of range 1..{MAX_LEVELS}")
     levels_raw = _read_exact(fp, n_levels * _LEVEL.size, "level records")
@@ -359,16 +461,17 @@ def _read_header(fp: BinaryIO) -> tuple[Header, bytes]:
     raw = magic + version_raw + fields_raw + levels_raw
     if _U32.unpack(crc_raw)[0] != zlib.crc32(raw):
         raise FormatError("header checksum mismatch (corrupted header)")
-    if codec_id not in StreamCodec._value2member_map_:
-        raise FormatError(f"unknown stream codec id {codec_id}")
+    if codec_id not in StreamCodec._value2member_map_ or (version == 1 and codec_id == StreamCodec.CONTEXT):
+        raise FormatError(f"unknown stream codec id {codec_id}" + (" in a version 1 file" if version == 1 else ""))
     levels = tuple(
         LevelInfo(grid=(t, h, w), codebook_size=k) for t, h, w, k in _LEVEL.iter_unpack(levels_raw)
     )
-    header = Header(*fields, levels=levels, codec=StreamCodec(codec_id), codec_level=codec_level)
+    header = Header(model_id, *fields, levels=levels, codec=StreamCodec(codec_id), codec_level=codec_level,
+                    entropy_id=entropy_id, quality=quality, rd_lambda=rd_lambda)  # fmt: skip
     problem = _header_problem(header)
     if problem:
         raise FormatError(f"invalid header: {problem}")
-    return header, raw + crc_raw
+    return header, raw + crc_raw, version
 
 
 def read_header(fp: BinaryIO) -> Header:
@@ -377,21 +480,26 @@ def read_header(fp: BinaryIO) -> Header:
 
 
 def read_container(fp: BinaryIO) -> Container:
-    """Read a whole .msvq file from ``fp``, which must end right after it."""
+    """Read a whole .msvq file from ``fp``, which must end right after it. Streams of codecs zstd and
+    DEFLATE are decoded to indices; context streams are checked and returned coded (``indices`` None)."""
     remaining = _remaining_size(fp)
-    header, raw = _read_header(fp)
+    header, raw, version = _read_header(fp)
+    length_field = _LENGTH[version]
     crc = zlib.crc32(raw)
     consumed = len(raw)
     streams = []
     for i in range(len(header.levels)):
-        length_raw = _read_exact(fp, _U64.size, f"level {i} stream length")
-        (length,) = _U64.unpack(length_raw)
-        consumed += _U64.size
+        length_raw = _read_exact(fp, length_field.size, f"level {i} stream length")
+        (length,) = length_field.unpack(length_raw)
+        consumed += length_field.size
         if length > MAX_STREAM_BYTES:
             raise FormatError(f"level {i} stream length {length} exceeds the cap of {MAX_STREAM_BYTES} bytes")
         if remaining is not None and length > remaining - consumed - _U32.size:
             left = max(remaining - consumed - _U32.size, 0)
             raise FormatError(f"level {i} stream length {length} exceeds the {left} bytes left in the file")
+        if header.codec == StreamCodec.CONTEXT and length > max_context_stream(header.n_indices(i)):
+            raise FormatError(f"level {i} stream length {length} is more than its {header.n_indices(i)} indices "
+                              f"can take ({max_context_stream(header.n_indices(i))} bytes)")  # fmt: skip
         stream = _read_exact(fp, length, f"level {i} stream")
         consumed += length
         crc = zlib.crc32(stream, zlib.crc32(length_raw, crc))
@@ -402,6 +510,12 @@ def read_container(fp: BinaryIO) -> Container:
     if stored_crc != crc:
         raise FormatError("file checksum mismatch (corrupted data)")
 
+    if header.codec == StreamCodec.CONTEXT:
+        for i, stream in enumerate(streams):
+            problem = _context_stream_problem(stream, header.n_indices(i))
+            if problem:
+                raise FormatError(f"level {i} stream: {problem}")
+        return Container(header, None, tuple(streams), version)
     indices = []
     for i, (lv, stream) in enumerate(zip(header.levels, streams)):
         count = header.n_indices(i)
@@ -412,7 +526,7 @@ def read_container(fp: BinaryIO) -> Container:
         except FormatError as err:
             raise FormatError(f"{what}: {err}") from None
         indices.append(flat.reshape(header.n_clips, *lv.grid))
-    return Container(header, tuple(indices))
+    return Container(header, tuple(indices), tuple(streams), version)
 
 
 def from_bytes(data: bytes) -> Container:

@@ -7,7 +7,10 @@ A level's indices are stored in two steps:
    ``sum(index[i] << (i * b))`` written in ``ceil(n * b / 8)`` bytes: bit ``j`` of index ``i`` is bit
    ``(i * b + j) % 8`` (counting from the least significant bit) of byte ``(i * b + j) // 8``.
    The unused high bits of the last byte are zero.
-2. **Compression** of the packed bytes with one of the :class:`StreamCodec` s.
+2. **Compression** of the packed bytes with zstd or DEFLATE.
+
+(The third :class:`StreamCodec`, ``context``, codes indices, not packed bytes, with the weights' context
+model: ``msvq_codec.entropy``.)
 
 Both directions are vectorised numpy (the only Python loop is over chunks of ``_CHUNK`` indices, which
 bounds the temporary memory), and decompression never produces more than the size the caller expects:
@@ -33,15 +36,17 @@ class StreamCodec(enum.IntEnum):
 
     ZSTD = 1  # a single Zstandard frame (RFC 8878) that records its content size
     DEFLATE = 2  # a zlib stream (RFC 1950) wrapping DEFLATE (RFC 1951)
+    CONTEXT = 3  # range-coded with the weights' context model (format version 2; msvq_codec.entropy)
 
 
 # Valid compression levels, inclusive; checked when writing and when reading.
 CODEC_LEVELS: dict[StreamCodec, tuple[int, int]] = {
     StreamCodec.ZSTD: (1, 22),
     StreamCodec.DEFLATE: (0, 9),
+    StreamCodec.CONTEXT: (0, 0),
 }
 
-_DEFAULT_LEVELS = {StreamCodec.ZSTD: 19, StreamCodec.DEFLATE: 9}
+_DEFAULT_LEVELS = {StreamCodec.ZSTD: 19, StreamCodec.DEFLATE: 9, StreamCodec.CONTEXT: 0}
 
 
 def default_level(codec: StreamCodec) -> int:
@@ -122,7 +127,7 @@ def compress(data: bytes, codec: StreamCodec, level: int) -> bytes:
         return compressor.compress(data)
     if codec == StreamCodec.DEFLATE:
         return zlib.compress(data, level)
-    raise UsageError(f"unknown stream codec {codec!r}")
+    raise UsageError(f"stream codec {codec!r} does not compress packed bytes")
 
 
 def decompress(data: bytes, codec: StreamCodec, size: int, what: str = "stream") -> bytes:
@@ -135,7 +140,7 @@ def decompress(data: bytes, codec: StreamCodec, size: int, what: str = "stream")
         return _zstd_decompress(data, size, what)
     if codec == StreamCodec.DEFLATE:
         return _deflate_decompress(data, size, what)
-    raise FormatError(f"{what}: unknown stream codec {codec!r}")
+    raise FormatError(f"{what}: stream codec {codec!r} does not hold packed bytes")
 
 
 def _zstd_decompress(data: bytes, size: int, what: str) -> bytes:
