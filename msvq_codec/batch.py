@@ -369,7 +369,7 @@ def glob_escape(text: str) -> str:
 def check_options(mode: str, options: dict[str, Any]) -> None:
     """Refuse bad per-file options once, up front, rather than failing every file with the same error.
     A ``size`` of ``WxH`` is parsed in place to ``(W, H)``."""
-    from msvq_codec.codec import check_batch_size, parse_codec, parse_size
+    from msvq_codec.codec import DEFAULT_CODEC, check_batch_size, parse_codec, parse_size
     from msvq_codec.video import check_rate  # the readers' own bounds for input_fps
 
     allowed = {"batch_size"} | ({"codec", "level", "input_fps"} if mode == "encode" else {"fps", "size"})
@@ -379,7 +379,7 @@ def check_options(mode: str, options: dict[str, Any]) -> None:
     if "batch_size" in options:
         check_batch_size(options["batch_size"])
     if mode == "encode":
-        parse_codec(options.get("codec", "zstd"), options.get("level"))
+        parse_codec(options.get("codec", DEFAULT_CODEC), options.get("level"))
         check_rate(options.get("input_fps"), "input_fps", allow_none=True)
         return
     fps = options.get("fps")

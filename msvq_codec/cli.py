@@ -120,7 +120,7 @@ ENCODE_INPUT_HELP = "Video file, .npy array, frame folder, or a folder of those 
 ENCODE_OUTPUT_HELP = ".msvq file to write (an existing folder: INPUT's name in it; a folder input: the output folder)."
 DECODE_INPUT_HELP = ".msvq file, or a folder of them (searched recursively)."
 DECODE_OUTPUT_HELP = ".mp4/.avi/.mkv/.npy, or a path with no suffix for PNG frames (a folder input: the output folder)."
-LEVEL_HELP = "Compression level (zstd 1..22, default 19; deflate 0..9, default 9)."
+LEVEL_HELP = "Compression level (zstd 1..22, default 19; deflate 0..9, default 9; context has only 0)."
 SIZE_HELP = "Resize frames: WxH, or 'source' for the input's size (default: the clips' 64x64)."
 EXT_HELP = "Folder input: output kind, mp4 | avi | mkv | npy | png (a folder of PNGs per file). Default mp4."
 
@@ -294,7 +294,10 @@ def _code(
 def encode(
     input: Path = typer.Argument(..., metavar="INPUT", help=ENCODE_INPUT_HELP),
     output: Path = typer.Argument(..., metavar="OUTPUT", help=ENCODE_OUTPUT_HELP),
-    codec: str = typer.Option("zstd", "--codec", help="Stream compressor: zstd | deflate."),
+    codec: str = typer.Option(
+        "context", "--codec",
+        help="How the indices are coded: context (range coding with the weights' context model) | zstd | deflate.",
+    ),
     level: Optional[int] = typer.Option(None, "--level", help=LEVEL_HELP),
     input_fps: Optional[float] = typer.Option(None, "--input-fps", help="Take the input to be at this frame rate."),
     **common: Any,
@@ -337,7 +340,7 @@ def info(
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in d.items():
-        if key == "file":
+        if key == "file" or value is None:  # e.g. entropy_id, which only context-coded files have
             continue
         if key == "levels":
             for i, lv in enumerate(value):
@@ -483,9 +486,15 @@ def export(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
     note: Optional[str] = typer.Option(None, help="JSON object added to the provenance metadata."),
     raw: bool = typer.Option(False, "--raw", help="Export the raw weights, not the checkpoint's weight average."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Also fit the entropy model on this folder's training "
+                                        "clips (as fit-entropy; without it the weights get none)."),
+    split: str = typer.Option("files", help="With --data: files | paper | official:K, as msvq train."),
+    val_list: Optional[Path] = typer.Option(None, help="With --data and --split files: the validation files."),
+    splits: Optional[Path] = typer.Option(None, help="With --data and --split official:K: UCF101's split lists."),
+    cache_dir: Path = typer.Option(Path("runs/cache"), "--cache-dir", help="With --data: the frame cache."),
 ) -> None:
     """Export a checkpoint as fp16 safetensors weights with config and provenance (the weight average where the
-    run kept one)."""
+    run kept one); with --data, fit its entropy model too (written beside it)."""
     from msvq_codec.errors import UsageError
     from msvq_codec.outputs import check_target
     from msvq_codec.train.checkpoint import export as export_weights
@@ -495,8 +504,49 @@ def export(
         extra = json.loads(note) if note else None
     except json.JSONDecodeError as e:
         raise UsageError(f"--note is not JSON: {e}") from None
+    if data is not None and not data.is_dir():
+        raise UsageError(f"--data {data} is not a folder")
     mid = export_weights(checkpoint, output, extra, raw=raw)
     out.print(f"wrote {output} (model ID {mid.hex()})")
+    if data is None:
+        err.print(f"note: {output} has no entropy model yet, so 'msvq encode' needs --codec zstd with it until "
+                  f"'msvq fit-entropy {output} --data DIR' fits one", highlight=False, soft_wrap=True)  # fmt: skip
+        return
+    _fit_entropy(output, data, split, val_list, splits, cache_dir)
+
+
+def _fit_entropy(weights: Path, data: Path, split: str, val_list, splits, cache_dir: Path) -> None:
+    from msvq_codec.entropy.refit import fit_entropy
+
+    def log(message: str) -> None:
+        if not STATE["quiet"]:
+            err.print(message, highlight=False, soft_wrap=True)
+
+    r = fit_entropy(weights, data, split=split, cache_dir=cache_dir, val_list=val_list, splits_dir=splits, log=log)
+    out.print(f"wrote {r.path} (entropy model ID {r.entropy_id.hex()}, for model {r.model.model_id.hex()}; "
+              f"{r.seconds:.0f} s)", highlight=False, soft_wrap=True)  # fmt: skip
+
+
+@app.command("fit-entropy")
+@guarded
+def fit_entropy_cmd(
+    weights: Path = typer.Argument(..., help="The weights file (.safetensors); the model is written beside it."),
+    data: Path = typer.Option(..., "--data", help="Folder of videos; its training clips are encoded and counted."),
+    split: str = typer.Option("files", help="files | paper | official:K: which clips are held out, as msvq train."),
+    val_list: Optional[Path] = typer.Option(None, help="With --split files: file listing the validation videos."),
+    splits: Optional[Path] = typer.Option(None, help="With --split official:K: folder of UCF101's split lists."),
+    cache_dir: Path = typer.Option(Path("runs/cache"), "--cache-dir", help="The uint8 frame cache (as prepare)."),
+) -> None:
+    """Fit the context model that 'msvq encode' codes indices with, for existing weights, on the training clips of
+    a folder, and write it beside them (WEIGHTS.entropy.safetensors). The weights and their model ID do not
+    change: zstd and DEFLATE files keep decoding; context-coded files made with an earlier fit are refused."""
+    from msvq_codec.errors import UsageError
+
+    if not weights.is_file():
+        raise UsageError(f"no weights file at {weights}")
+    if not data.is_dir():
+        raise UsageError(f"--data {data} is not a folder")
+    _fit_entropy(weights, data, split, val_list, splits, cache_dir)
 
 
 @app.command()

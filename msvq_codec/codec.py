@@ -2,8 +2,10 @@
 container and the video readers and writers.
 
     encode_video(in.avi, out.msvq)   clips of the input (16 fps, 64x64, 32 frames) -> model.encode ->
-                                     one index grid per level -> container (zstd or DEFLATE)
-    decode_file(out.msvq, rec.mp4)   container -> model.decode -> exactly frame_count frames -> writer
+                                     one index grid per level -> streams (range-coded with the weights'
+                                     context model by default; or zstd / DEFLATE) -> container
+    decode_file(out.msvq, rec.mp4)   container -> (context streams -> indices) -> model.decode ->
+                                     exactly frame_count frames -> writer
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import numpy as np
 import torch
 
 from msvq_codec.container import (
-    CODEC_LEVELS, Container, Header, LevelInfo, StreamCodec, default_level, from_bytes, read_header, to_bytes,
+    CODEC_LEVELS, NO_ENTROPY_ID, Container, Header, LevelInfo, StreamCodec, default_level, from_bytes, read_header,
+    to_bytes,
 )  # fmt: skip
 from msvq_codec.config import ModelConfig
 from msvq_codec.device import pick_device
-from msvq_codec.errors import FormatError, InputError, MsvqError, UsageError, WeightsMismatch
+from msvq_codec.entropy import EntropyModel, LevelCoder, load_entropy, sidecar_path
+from msvq_codec.errors import FormatError, InputError, MsvqError, UsageError, WeightsError, WeightsMismatch
 from msvq_codec.model.vqvae import Codes
 from msvq_codec.model.weights import LoadedModel, find_weights, load_weights
 from msvq_codec.outputs import atomic_output, check_target
@@ -44,6 +48,10 @@ def check_batch_size(batch_size: int) -> int:
     return batch_size
 
 
+DEFAULT_CODEC = "context"  # what msvq encode writes: range coding with the weights' context model
+CODEC_NAMES = ("context", "zstd", "deflate")
+
+
 def parse_codec(name: str | StreamCodec, level: int | None) -> tuple[StreamCodec, int]:
     if isinstance(name, StreamCodec):
         codec = name
@@ -51,7 +59,7 @@ def parse_codec(name: str | StreamCodec, level: int | None) -> tuple[StreamCodec
         try:
             codec = StreamCodec[name.upper()]
         except KeyError:
-            raise UsageError(f"codec must be zstd or deflate, not {name!r}", option="codec") from None
+            raise UsageError(f"codec must be context, zstd or deflate, not {name!r}", option="codec") from None
     if level is None:
         return codec, default_level(codec)
     lo, hi = CODEC_LEVELS[codec]
@@ -78,9 +86,13 @@ def make_header(
     *,
     codec: str | StreamCodec = "zstd",
     level: int | None = None,
+    entropy_id: bytes = NO_ENTROPY_ID,
+    quality: int = 0,
+    rd_lambda: float = 0.0,
 ) -> Header:
     """The header of a .msvq file of ``frame_count`` frames (at ``config.fps``) coded by this model; the
-    only place one is built. ``source``: the input's rate and size (None: the clips' own)."""
+    only place one is built. ``source``: the input's rate and size (None: the clips' own). ``entropy_id``:
+    the entropy model's ID, for codec context. ``quality``/``rd_lambda``: the rate control used (0: none)."""
     stream_codec, codec_level = parse_codec(codec, level)
     own = (config.fps, config.clip_size, config.clip_size)
     fps, width, height = (source.fps, source.width, source.height) if source is not None else own
@@ -98,6 +110,9 @@ def make_header(
         levels=levels_of(config),
         codec=stream_codec,
         codec_level=codec_level,
+        entropy_id=entropy_id,
+        quality=quality,
+        rd_lambda=rd_lambda,
     )
 
 
@@ -170,7 +185,7 @@ def encode_to_bytes(
     source: str | Path,
     loaded: LoadedModel,
     *,
-    codec: str | StreamCodec = "zstd",
+    codec: str | StreamCodec = DEFAULT_CODEC,
     level: int | None = None,
     batch_size: int = DEFAULT_BATCH,
     input_fps: float | None = None,
@@ -190,12 +205,82 @@ def codes_to_bytes(
     frame_count: int,
     source: SourceInfo | None = None,
     *,
-    codec: str | StreamCodec = "zstd",
+    codec: str | StreamCodec = DEFAULT_CODEC,
     level: int | None = None,
 ) -> tuple[Header, bytes]:
     """Per-level index arrays [n_clips, t, h, w] of ``frame_count`` frames -> the .msvq file that holds them."""
-    header = make_header(loaded.model.config, loaded.model_id, frame_count, source, codec=codec, level=level)
-    return header, to_bytes(header, indices)
+    stream_codec, codec_level = parse_codec(codec, level)
+    if stream_codec != StreamCodec.CONTEXT:
+        header = make_header(loaded.model.config, loaded.model_id, frame_count, source, codec=stream_codec,
+                             level=codec_level)  # fmt: skip
+        return header, to_bytes(header, indices)
+    entropy, coders = entropy_model(loaded)
+    header = make_header(loaded.model.config, loaded.model_id, frame_count, source, codec=stream_codec,
+                         level=codec_level, entropy_id=entropy.entropy_id)  # fmt: skip
+    if len(indices) != len(coders) or any(np.asarray(a).shape != (header.n_clips, *lv.grid)
+                                          for a, lv in zip(indices, header.levels)):  # fmt: skip
+        raise UsageError("the index arrays do not match the model's levels")
+    return header, to_bytes(header, streams=[coder.encode(a) for coder, a in zip(coders, indices)])
+
+
+# ---- the entropy model -----------------------------------------------------------------------------------
+
+_ENTROPY: dict[tuple[str, int, int], tuple[EntropyModel, tuple[LevelCoder, ...]]] = {}
+
+
+def entropy_model(loaded: LoadedModel) -> tuple[EntropyModel, tuple[LevelCoder, ...]]:
+    """The context model that belongs to ``loaded`` (the sidecar beside its weights file) and a coder per
+    level; WeightsError if there is none, or it was fitted for other weights."""
+    if loaded.path is None:
+        raise WeightsError("these weights were not loaded from a file, so they have no entropy model: use codec zstd")
+    path = sidecar_path(loaded.path)
+    try:
+        stat = path.stat()
+    except OSError:
+        raise WeightsError(
+            f"no entropy model beside {loaded.path} (expected {path.name}): fit one with 'msvq fit-entropy "
+            f"{loaded.path} --data DIR', or use codec zstd"
+        ) from None
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _ENTROPY:
+        entropy = load_entropy(path)
+        if entropy.model_id != loaded.model_id:
+            raise WeightsError(
+                f"{path} was fitted for model {entropy.model_id.hex()}, not for the weights beside it (model "
+                f"{loaded.model_id.hex()}): refit it with 'msvq fit-entropy {loaded.path} --data DIR'"
+            )
+        levels = levels_of(loaded.model.config)
+        if tuple(t.codebook_size for t in entropy.levels) != tuple(lv.codebook_size for lv in levels):
+            raise WeightsError(f"{path} does not match its weights' codebooks")
+        _ENTROPY.clear()  # one at a time: a long run re-reads a refitted model, never holds stale ones
+        _ENTROPY[key] = (entropy, tuple(LevelCoder(t) for t in entropy.levels))
+    return _ENTROPY[key]
+
+
+def container_indices(container: Container, loaded: LoadedModel) -> tuple[np.ndarray, ...]:
+    """The index grids of a container: as read for zstd / DEFLATE, range-decoded for context streams."""
+    if container.indices is not None:
+        return container.indices
+    entropy, coders = _check_entropy(container.header, loaded)
+    header = container.header
+    return tuple(
+        coder.decode(stream, (header.n_clips, *lv.grid), f"level {i} stream")
+        for i, (coder, stream, lv) in enumerate(zip(coders, container.streams, header.levels))
+    )
+
+
+def _check_entropy(header: Header, loaded: LoadedModel) -> tuple[EntropyModel, tuple[LevelCoder, ...]]:
+    """The entropy model a context-coded file needs; WeightsMismatch naming both IDs if it is not the one the
+    file was coded with."""
+    entropy, coders = entropy_model(loaded)
+    if header.entropy_id != entropy.entropy_id:
+        raise WeightsMismatch(
+            f"this file was coded with entropy model {header.entropy_id.hex()}, but the loaded weights' entropy "
+            f"model is {entropy.entropy_id.hex()} (model {loaded.model_id.hex()}): load the weights and entropy "
+            "model it was made with",
+            option="weights",
+        )
+    return entropy, coders
 
 
 def check_compatible(header: Header, loaded: LoadedModel) -> None:
@@ -211,6 +296,8 @@ def check_compatible(header: Header, loaded: LoadedModel) -> None:
         cfg.clip_frames, cfg.clip_size, cfg.clip_size, cfg.fps
     ):  # fmt: skip
         raise FormatError("the file's grids, clip shape or frame rate do not match its model's configuration")
+    if header.codec == StreamCodec.CONTEXT:
+        _check_entropy(header, loaded)
 
 
 def decode_frames(
@@ -219,7 +306,7 @@ def decode_frames(
     """Exactly ``header.frame_count`` uint8 frames [H, W, 3] (the last clip's padding dropped)."""
     check_compatible(container.header, loaded)
     remaining = container.header.frame_count
-    for clip in decode_clips(loaded, container.indices, batch_size, progress):
+    for clip in decode_clips(loaded, container_indices(container, loaded), batch_size, progress):
         take = clip[:remaining]
         remaining -= len(take)
         yield from take
@@ -280,7 +367,7 @@ def encode_video(
     model: LoadedModel | None = None,
     weights: str | Path | None = None,
     device: str = "auto",
-    codec: str | StreamCodec = "zstd",
+    codec: str | StreamCodec = DEFAULT_CODEC,
     level: int | None = None,
     batch_size: int = DEFAULT_BATCH,
     input_fps: float | None = None,
@@ -293,9 +380,11 @@ def encode_video(
     if output.is_dir():
         raise UsageError(f"{output} is a folder: give the .msvq file to write")
     check_target(output, force)
-    parse_codec(codec, level)  # fail fast on a bad codec or level, before any decoding
+    stream_codec, _ = parse_codec(codec, level)  # fail fast on a bad codec or level, before any decoding
     probe(input, input_fps)  # fail fast on a bad input, before the model loads
     loaded = model or load_model(weights, device)
+    if stream_codec == StreamCodec.CONTEXT:
+        entropy_model(loaded)  # fail fast without an entropy model, before the video is read
     header, data = encode_to_bytes(
         input, loaded, codec=codec, level=level, batch_size=batch_size, input_fps=input_fps, progress=progress
     )
@@ -427,7 +516,8 @@ def recorded_clips(path: str | Path) -> int | None:
 
 
 __all__ = [
-    "DEFAULT_BATCH", "DecodeResult", "EncodeResult", "check_batch_size", "codes_to_bytes", "decode_file",
+    "CODEC_NAMES", "DEFAULT_BATCH", "DEFAULT_CODEC", "DecodeResult", "EncodeResult", "check_batch_size", "codes_to_bytes",
+    "container_indices", "decode_file", "entropy_model",
     "decode_frames", "describe", "encode_clips", "encode_target", "encode_to_bytes", "encode_video", "encoded_name",
     "estimate_clips", "file_bpp", "info", "levels_of", "load_model", "make_header", "paper_bpp", "read_bytes",
     "read_file", "recorded_clips", "roundtrip_bytes",
