@@ -233,6 +233,7 @@ def test_init_from_checkpoint_is_a_new_phase_that_carries_the_optimiser(data_dir
     final = run(data_dir, tmp_path / "second", steps=2, lr=5e-4, schedule="constant", init_from=first)
     ckpt = load_checkpoint(final)
     assert ckpt["step"] == 5 and ckpt["phase_start"] == 3  # steps count on across phases
+    assert ckpt["epoch"] > load_checkpoint(first)["epoch"]  # and the data moves on to a new epoch
     assert ckpt["optimizer"]["state"][0]["step"] == 5  # Adam's moments carried over
     assert json.loads(ckpt["train_config"])["schedule"] == "constant"  # the new phase's recipe
     lrs = [r["lr"] for r in records(tmp_path / "second") if "lr" in r]

@@ -271,6 +271,7 @@ def train(
         for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
             group["lr"], group["initial_lr"] = lr, config.lr
         phase_start = step
+        epoch = ckpt["epoch"] + 1  # fresh data: the next epoch's order and augmentation draws
     if is_main and ckpt is not None:
         log(f"{'resumed' if exact else 'new phase'} from {options.resume or options.init_from} at step {step}")
     net = model
