@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Coverage-guided fuzz target (atheris / libFuzzer) for the .msvq container reader.
+"""Coverage-guided fuzz target (atheris / libFuzzer) for the .msvq container reader and the context decoder.
 
 Every input must end in the reader's own ``FormatError`` or in a container that passes its own checks;
-any other exception, a hang (``-timeout``) or a memory blow-up (``-rss_limit_mb``) is a crash.
+any other exception, a hang (``-timeout``) or a memory blow-up (``-rss_limit_mb``) is a crash. A container
+of codec ``context`` whose codebook sizes have tables here (``CODERS``: entropy models fitted at start-up on
+synthetic grids) also has its streams range-decoded: each must give ``FormatError`` or a grid of exactly the
+header's shape with every index inside its codebook.
 
 Run (``pip install -e '.[fuzz]'`` first)::
 
@@ -10,7 +13,7 @@ Run (``pip install -e '.[fuzz]'`` first)::
     python fuzz/fuzz_container.py -max_total_time=3600 -rss_limit_mb=2048 -timeout=20 fuzz/corpus
 
 With no corpus folder on the command line, a temporary one is seeded with valid containers (1 and 2 levels,
-zstd and DEFLATE); with one, the seeds are added to it and libFuzzer keeps what it finds there, so a long run
+zstd, DEFLATE and context, format versions 2 and 1); with one, the seeds are added to it and libFuzzer keeps what it finds there, so a long run
 can be resumed. A crash leaves ``crash-<sha1>`` in the working folder (``-artifact_prefix=DIR/`` to move
 it); ``python fuzz/fuzz_container.py crash-<sha1>`` replays it.
 
@@ -51,6 +54,7 @@ except ImportError:  # the fallback fuzzer below needs nothing more
 if atheris is not None and "--no-atheris" not in sys.argv:
     with atheris.instrument_imports(include=["msvq_codec"]):  # coverage of the reader's own code
         import msvq_codec.container  # noqa: F401
+        import msvq_codec.entropy  # noqa: F401
         from msvq_codec.errors import FormatError
 else:
     from msvq_codec.errors import FormatError
@@ -65,8 +69,35 @@ from msvq_codec.container import (  # noqa: E402
     read_header,
     to_bytes,
 )
+from msvq_codec.entropy import LevelCoder  # noqa: E402
+from msvq_codec.entropy.fit import fit_level  # noqa: E402
 
 FIX_HEADER_CRC, FIX_FILE_CRC, UNSEEKABLE, HEADER_ONLY = 1, 2, 4, 8
+DECODE_LIMIT = 1 << 15  # context files with more indices than this are only checked, not decoded
+CODER_SIZES = (3, 32, 1024)
+
+
+def _walk(rng: np.random.Generator, k: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Grids [n, t, h, w] whose codes mostly repeat the frame before (as a trained model's do)."""
+    n, t, h, w = shape
+    frames = np.empty((n * t, h, w), np.int64)
+    frames[0] = rng.integers(0, k, (h, w))
+    for f in range(1, n * t):
+        change = rng.random((h, w)) < 0.3
+        frames[f] = np.where(change, rng.integers(0, k, (h, w)), frames[f - 1])
+    return frames.reshape(shape)
+
+
+def _coders() -> dict[int, LevelCoder]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for k in CODER_SIZES:
+        tables, _ = fit_level([_walk(rng, k, (2, 2, 4, 4)) for _ in range(6)], k, min_count=1)
+        out[k] = LevelCoder(tables)
+    return out
+
+
+CODERS = _coders()
 
 
 class _Unseekable(io.RawIOBase):
@@ -88,8 +119,10 @@ class _Unseekable(io.RawIOBase):
 def fix_crcs(data: bytes, header: bool = True, whole: bool = True) -> bytes:
     """``data`` with the header CRC and/or the file CRC recomputed where the layout says they are."""
     data = bytearray(data)
-    if header and len(data) > 66:
-        end = 67 + 10 * data[66]
+    version = data[8] if len(data) > 8 else 2
+    count_at = 66 if version == 1 else 87  # the level count; the level records follow it
+    if header and len(data) > count_at:
+        end = count_at + 1 + 10 * data[count_at]
         if len(data) >= end + 4:
             data[end : end + 4] = struct.pack("<I", zlib.crc32(data[:end]))
     if whole and len(data) >= 4:
@@ -113,7 +146,14 @@ def check(data: bytes) -> None:
         container = read_container(fp) if mode & UNSEEKABLE else from_bytes(body)
     except FormatError:
         return
-    header, indices = container
+    header, indices, streams = container.header, container.indices, container.streams
+    assert len(streams) == len(header.levels)
+    if header.codec == StreamCodec.CONTEXT:
+        assert indices is None
+        check_context(header, streams)
+        again = from_bytes(to_bytes(header, streams=streams))
+        assert again.header == header and again.streams == streams
+        return
     assert len(indices) == len(header.levels)
     for i, (lv, arr) in enumerate(zip(header.levels, indices)):
         assert arr.dtype == np.uint16 and arr.shape == (header.n_clips, *lv.grid), (arr.dtype, arr.shape)
@@ -122,6 +162,23 @@ def check(data: bytes) -> None:
     # What was read can be written, and what is written reads back the same.
     again = from_bytes(to_bytes(header, indices))
     assert again.header == header and all(np.array_equal(a, b) for a, b in zip(again.indices, indices))
+
+
+def check_context(header: Header, streams: tuple[bytes, ...]) -> None:
+    """Range-decode the streams whose codebook size has tables: FormatError, or grids of the right shape."""
+    if sum(header.n_indices(i) for i in range(len(header.levels))) > DECODE_LIMIT:
+        return
+    for i, (lv, stream) in enumerate(zip(header.levels, streams)):
+        coder = CODERS.get(lv.codebook_size)
+        if coder is None:
+            continue
+        shape = (header.n_clips, *lv.grid)
+        try:
+            grid = coder.decode(stream, shape)
+        except FormatError:
+            continue
+        assert grid.dtype == np.uint16 and grid.shape == shape, (grid.dtype, grid.shape)
+        assert int(grid.max()) < lv.codebook_size
 
 
 def TestOneInput(data: bytes) -> None:  # noqa: N802 - the name atheris looks for
@@ -155,6 +212,25 @@ def seeds() -> list[bytes]:
                 np.minimum(rng.geometric(0.3, size=(n_clips, *lv.grid)) - 1, lv.codebook_size - 1) for lv in levels
             ]
             files.append(to_bytes(header, indices))
+    # Context-coded files: real streams of the coders above (codebook sizes that have tables).
+    for levels, frames, clip_frames in [((LevelInfo((1, 2, 2), 32), LevelInfo((2, 4, 4), 32)), 40, 32),
+                                        ((LevelInfo((2, 4, 4), 1024),), 20, 32),
+                                        ((LevelInfo((1, 1, 3), 3), LevelInfo((2, 2, 2), 1024)), 70, 32)]:  # fmt: skip
+        n_clips = -(-frames // clip_frames)
+        header = Header(
+            model_id=bytes(range(16)), source_fps=25.0, source_width=64, source_height=64, frame_count=frames,
+            fps=16.0, clip_frames=clip_frames, clip_height=64, clip_width=64, n_clips=n_clips, levels=levels,
+            codec=StreamCodec.CONTEXT, codec_level=0, entropy_id=bytes(range(1, 17)), quality=1, rd_lambda=0.5,
+        )  # fmt: skip
+        grids = [_walk(rng, lv.codebook_size, (n_clips, *lv.grid)) for lv in levels]
+        files.append(to_bytes(header, streams=[CODERS[lv.codebook_size].encode(g) for lv, g in zip(levels, grids)]))
+    # A version 1 file (the layout before version 2), which the reader still reads.
+    files.append(bytes.fromhex(
+        "894d5356510d0a1a0100000102030405060708090a0b0c0d0e0fb81e85eb51f83d4040010000f0000000140000000000"
+        "00000000304020004000400001000000020902020002000200000200000400040004000004000028"
+        "8e318a110000000000000078da6360e2f8c15fc0309319000961021e380000000000000078da6398d0c8e33de162bbea7a"
+        "06388b71ca441fef8957a7a722b198662cecf19e7473f9522416f39c8d67bc27dfddfe14890500def72919ec792f41"
+    ))
     out = []
     for data in files:
         for mode in (0, FIX_HEADER_CRC | FIX_FILE_CRC, UNSEEKABLE, HEADER_ONLY):

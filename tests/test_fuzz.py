@@ -3,7 +3,9 @@ hypothesis property over crafted files with absurd declared sizes and counts, re
 a 2 GiB address-space cap and a time bound.
 
 Every input must end in ``FormatError`` or in a container that passes the reader's own checks; nothing else
-(no MemoryError, OverflowError, ZeroDivisionError, struct.error ...) may escape.
+(no MemoryError, OverflowError, ZeroDivisionError, struct.error ...) may escape. Files of format versions 1
+and 2 are crafted; the worker also range-decodes the streams of context-coded files (codec 3) whose codebook
+sizes the fuzz target has tables for, which must give ``FormatError`` or a grid of exactly the right shape.
 """
 
 from __future__ import annotations
@@ -98,8 +100,21 @@ def test_fuzzer_reports_an_exception_that_is_not_a_format_error(tmp_path, engine
 _WORKER = r"""
 import io, json, resource, struct, sys, time, traceback
 resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+sys.argv = ["fuzz_container.py", "--no-atheris"]
+sys.path.insert(0, {fuzz_dir!r})
+from fuzz_container import CODERS, DECODE_LIMIT  # the fuzz target's tables
 from msvq_codec.container import from_bytes, read_container, read_header
 from msvq_codec.errors import FormatError
+
+def decode_context(data):
+    c = from_bytes(data)
+    if c.indices is not None or sum(c.header.n_indices(i) for i in range(len(c.header.levels))) > DECODE_LIMIT:
+        return
+    for lv, stream in zip(c.header.levels, c.streams):
+        if lv.codebook_size in CODERS:
+            shape = (c.header.n_clips, *lv.grid)
+            grid = CODERS[lv.codebook_size].decode(stream, shape)
+            assert grid.shape == shape and grid.dtype.name == "uint16" and int(grid.max()) < lv.codebook_size
 
 class Pipe(io.RawIOBase):
     def __init__(self, data): self._b = io.BytesIO(data)
@@ -125,6 +140,8 @@ while True:
                attempt(lambda: read_header(io.BytesIO(data)))]
         if out[0] != out[1]:
             out.append("seekable and pipe readers disagree")
+        elif out[0] == "ok":
+            out.append(attempt(lambda: decode_context(data)))
     except BaseException as e:
         out = ["crash", "".join(traceback.format_exception(e))]
     stdout.write(json.dumps({{"result": out, "seconds": time.perf_counter() - t}}) + "\n")
@@ -140,7 +157,7 @@ class CappedReader:
 
     def _start(self):
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER.format(cap=MEMORY_CAP)], stdin=subprocess.PIPE,
+            [sys.executable, "-c", _WORKER.format(cap=MEMORY_CAP, fuzz_dir=str(FUZZER.parent))], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
 
@@ -178,7 +195,7 @@ def capped():
 def assert_only_format_errors(capped: CappedReader, data: bytes) -> list[str]:
     result, seconds = capped.read(data)
     assert result[0] != "crash", result[1]
-    assert len(result) == 3, result
+    assert len(result) == (4 if result[0] == "ok" else 3), result
     assert all(r in ("ok", "format") for r in result), result
     assert seconds < PER_INPUT_SECONDS, seconds
     return result
@@ -187,21 +204,29 @@ def assert_only_format_errors(capped: CappedReader, data: bytes) -> list[str]:
 # ------------------------------------------------------------------------------------------ crafting files
 
 MAGIC = b"\x89MSVQ\r\n\x1a"
-FIELDS = struct.Struct("<16sdIIIdHHHIBBB")
+FIELDS = struct.Struct("<16sdIIIdHHHIBBB")  # version 1
+FIELDS_V2 = struct.Struct("<16s16sdIIIdHHHIBBBfB")
 LEVEL = struct.Struct("<HHHI")
 
 
 def header_bytes(*, version=1, model_id=bytes(16), source_fps=25.0, source_width=64, source_height=48,
                  frame_count=40, fps=16.0, clip_frames=32, clip_height=64, clip_width=64, n_clips=None,
-                 codec=1, codec_level=3, n_levels=None, levels=((2, 4, 4, 32),), header_crc=True) -> bytes:
-    """A header with any field values at all (n_clips defaults to the consistent one, CRC correct)."""
+                 codec=1, codec_level=3, n_levels=None, levels=((2, 4, 4, 32),), header_crc=True,
+                 entropy_id=bytes(16), quality=0, rd_lambda=0.0, layout=None) -> bytes:
+    """A header with any field values at all (n_clips defaults to the consistent one, CRC correct), laid out
+    as format ``layout`` (default: ``version``; 1 for an unknown one)."""
     if n_clips is None:
         n_clips = -(-frame_count // clip_frames) if clip_frames else 1
     n_levels = len(levels) if n_levels is None else n_levels
-    body = MAGIC + struct.pack("<H", version) + FIELDS.pack(
-        model_id, source_fps, source_width, source_height, frame_count, fps, clip_frames, clip_height,
-        clip_width, n_clips, codec, codec_level, n_levels,
-    )  # fmt: skip
+    layout = layout or (2 if version == 2 else 1)
+    if layout == 2:
+        fields = FIELDS_V2.pack(model_id, entropy_id, source_fps, source_width, source_height, frame_count, fps,
+                                clip_frames, clip_height, clip_width, n_clips, codec, codec_level, quality,
+                                rd_lambda, n_levels)  # fmt: skip
+    else:
+        fields = FIELDS.pack(model_id, source_fps, source_width, source_height, frame_count, fps, clip_frames,
+                             clip_height, clip_width, n_clips, codec, codec_level, n_levels)  # fmt: skip
+    body = MAGIC + struct.pack("<H", version) + fields
     body += b"".join(LEVEL.pack(*lv) for lv in levels)
     crc = zlib.crc32(body) if header_crc else zlib.crc32(body) ^ 1
     return body + struct.pack("<I", crc)
@@ -209,8 +234,12 @@ def header_bytes(*, version=1, model_id=bytes(16), source_fps=25.0, source_width
 
 def file_bytes(header: bytes, streams: list[bytes], lengths: list[int] | None = None, file_crc=True,
                trailer=b"") -> bytes:
+    """Streams after ``header``, with lengths in its version's format (u64 in version 1, u32 in 2; a length
+    too large for a u32 is cut to its low 32 bits)."""
     lengths = [len(s) for s in streams] if lengths is None else lengths
-    body = header + b"".join(struct.pack("<Q", n) + s for n, s in zip(lengths, streams))
+    v2 = header[8:10] == b"\x02\x00"
+    pack = (lambda n: struct.pack("<I", n & 0xFFFFFFFF)) if v2 else (lambda n: struct.pack("<Q", n))
+    body = header + b"".join(pack(n) + s for n, s in zip(lengths, streams))
     crc = zlib.crc32(body) if file_crc else zlib.crc32(body) ^ 1
     return body + struct.pack("<I", crc) + trailer
 
@@ -295,7 +324,36 @@ NAMED_CASES.update({
     "valid: the largest file the caps admit, 2**28 indices in 2 KB": file_bytes(
         header_bytes(**CAP_HEADER), [zstd_rle(packed(2048, CAP_LEVELS)[0])]),
 })
-EXPECTED_OK = {"valid: 2 clips, all zero indices", "valid: the largest file the caps admit, 2**28 indices in 2 KB"}
+
+# Version 2, and its context streams (the tables of the fuzz target cover K = 3, 32 and 1024).
+_C = dict(version=2, codec=3, codec_level=0, entropy_id=bytes(range(1, 17)), quality=1, rd_lambda=0.5)
+_HC = header_bytes(**_C)  # 2 clips of a 2x4x4 grid, K = 32: 64 indices
+_W = struct.pack("<I", 0x12345678)
+NAMED_CASES.update({
+    "v2 zstd: valid, 2 clips, all zero indices": file_bytes(header_bytes(version=2), [zstd_rle(_N)]),
+    "v2 zstd: entropy_id not zero": file_bytes(header_bytes(version=2, entropy_id=b"\x01" * 16), [zstd_rle(_N)]),
+    "v2 zstd: quality 0 with rd_lambda 1": file_bytes(header_bytes(version=2, rd_lambda=1.0), [zstd_rle(_N)]),
+    "v2: rd_lambda NaN": file_bytes(header_bytes(**{**_C, "rd_lambda": math.nan}), [_W]),
+    "v2: rd_lambda inf": file_bytes(header_bytes(**{**_C, "rd_lambda": math.inf}), [_W]),
+    "v2: rd_lambda -1": file_bytes(header_bytes(**{**_C, "rd_lambda": -1.0}), [_W]),
+    "v2: stream length 2**32-1": file_bytes(header_bytes(version=2), [b""], lengths=[2**32 - 1]),
+    "v2: version 1 layout under version 2": file_bytes(header_bytes(version=2, layout=1), [zstd_rle(_N)]),
+    "v2: version 2 layout under version 1": file_bytes(header_bytes(version=1, layout=2), [zstd_rle(_N)]),
+    "v1: codec 3 (context is version 2 only)": file_bytes(header_bytes(codec=3, codec_level=0), [_W]),
+    "context: entropy_id all zero": file_bytes(header_bytes(**{**_C, "entropy_id": bytes(16)}), [_W]),
+    "context: codec level 1": file_bytes(header_bytes(**{**_C, "codec_level": 1}), [_W]),
+    "context: empty stream": file_bytes(_HC, [b""]),
+    "context: 3-byte stream": file_bytes(_HC, [b"\x01\x02\x03"]),
+    "context: last word zero": file_bytes(_HC, [_W + bytes(4)]),
+    "context: stream one word over 8n + 8": file_bytes(_HC, [_W * (8 * 64 // 4 + 3)]),
+    "context: random words (decodes to garbage or an error)": file_bytes(_HC, [bytes(range(1, 41))]),
+    "context: one word for 2**28 claimed indices": file_bytes(header_bytes(**_C, **CAP_HEADER), [_W]),
+    "context: valid framing, 1024 clips of K = 1024": file_bytes(
+        header_bytes(**{**_C, "frame_count": 1024 * 32, "levels": ((2, 4, 4, 1024),)}), [_W * 8]),
+})
+EXPECTED_OK = {"valid: 2 clips, all zero indices", "valid: the largest file the caps admit, 2**28 indices in 2 KB",
+               "v2 zstd: valid, 2 clips, all zero indices", "context: random words (decodes to garbage or an error)",
+               "context: one word for 2**28 claimed indices", "context: valid framing, 1024 clips of K = 1024"}
 
 
 @pytest.mark.parametrize("name", list(NAMED_CASES))
@@ -326,11 +384,12 @@ U64 = st.one_of(st.sampled_from([0, 1, 2**30 - 1, 2**30, 2**30 + 1, 2**32, 2**63
                 st.integers(0, 2**64 - 1))
 F64 = st.one_of(st.sampled_from([16.0, 25.0, 0.0, -0.0, 5e-324, 1e-300, 1e308, math.inf, -math.inf, math.nan]),
                 st.floats())
+F32 = st.one_of(st.sampled_from([0.0, -0.0, 1e-45, 0.5, 3.4e38, math.inf, -math.inf, math.nan]), st.floats(width=32))
 SMALL = st.integers(1, 8)
 
 
 ABSURDABLE = ("version", "source_fps", "source_width", "source_height", "frame_count", "fps", "clip", "n_clips",
-              "codec", "codec_level", "n_levels", "grid", "codebook_size", "header_crc")
+              "codec", "codec_level", "n_levels", "grid", "codebook_size", "header_crc", "quality")
 
 
 def _log_int(hi: int) -> st.SearchStrategy[int]:
@@ -354,15 +413,20 @@ def absurd_files(draw) -> bytes:
         levels.append((*grid, k))
     frame_count = draw(U32) if "frame_count" in bad else draw(_log_int(2**32 - 1))
     n_clips = draw(U32) if "n_clips" in bad else -(-frame_count // clip[0]) if clip[0] else 1
-    codec = draw(U8) if "codec" in bad else draw(st.sampled_from([1, 2]))
+    version = draw(st.sampled_from([0, 3, 65535])) if "version" in bad else draw(st.sampled_from([1, 2]))
+    codec = draw(U8) if "codec" in bad else draw(st.sampled_from([1, 2, 3] if version == 2 else [1, 2]))
+    context = codec == 3
     header = header_bytes(
-        version=draw(st.sampled_from([0, 2, 65535])) if "version" in bad else 1,
+        version=version, layout=draw(st.sampled_from([1, 2])) if "version" in bad else None,
+        entropy_id=draw(st.binary(min_size=16, max_size=16)) if context else bytes(16),
+        quality=draw(U8) if "quality" in bad else 0 if not context else draw(st.integers(0, 3)),
+        rd_lambda=draw(F32) if "quality" in bad else 0.0,
         model_id=draw(st.binary(min_size=16, max_size=16)),
         source_fps=draw(F64) if "source_fps" in bad else 29.97,
         source_width=draw(U32), source_height=draw(U32),  # any value from 1 up is valid
         frame_count=frame_count, fps=draw(F64) if "fps" in bad else 16.0,
         clip_frames=clip[0], clip_height=clip[1], clip_width=clip[2], n_clips=n_clips, codec=codec,
-        codec_level=draw(U8) if "codec_level" in bad else draw(st.sampled_from([1, 3, 9])),
+        codec_level=draw(U8) if "codec_level" in bad else 0 if context else draw(st.sampled_from([1, 3, 9])),
         n_levels=n_levels, levels=levels, header_crc="header_crc" not in bad,
     )  # fmt: skip
     if draw(st.integers(0, 9)) == 0:
@@ -370,6 +434,12 @@ def absurd_files(draw) -> bytes:
     expected = packed(n_clips, levels) if all(k >= 1 for *_, k in levels) else [0] * len(levels)
     streams, lengths = [], []
     for size in expected:
+        if context:  # words, often non-zero at the end: the framing passes and the decoder gets to judge
+            n_words = draw(st.one_of(st.integers(0, 64), st.sampled_from([min((size * 8 // 10 + 8) // 4 + 1, 4096)])))
+            stream = draw(st.binary(min_size=4 * n_words, max_size=4 * n_words)) if n_words < 64 else bytes(4 * n_words)
+            streams.append(stream + (_W if draw(st.booleans()) else b""))
+            lengths.append(len(streams[-1]) if draw(st.integers(0, 4)) else draw(U64))
+            continue
         kind = draw(st.sampled_from(["right", "right", "rle-declared", "deflate", "random", "empty"]))
         small = min(size, 1 << 22)  # really produce at most 4 MiB; the caps bound what may be declared
         if kind == "right":

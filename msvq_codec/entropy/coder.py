@@ -85,13 +85,13 @@ class LevelCoder:
         except (ValueError, RuntimeError) as err:
             raise FormatError(f"{what}: not a range-coded stream ({err})") from None
         n, t, h, w = shape
-        frames = np.empty((n * t, h, w), np.int64)
+        frames = np.empty((n * t, h, w), np.uint16)  # the output itself: 2 bytes an index, whatever the count
         none = np.full((h, w), self.k, np.int64)
         row_slot, cand = self.tables.row_slot, self.tables.cand
         try:
             for f in range(n * t):
-                p1 = frames[f - 1] if f >= 1 else none
-                p2 = frames[f - 2] if f >= 2 else none
+                p1 = frames[f - 1].astype(np.int64) if f >= 1 else none
+                p2 = frames[f - 2].astype(np.int64) if f >= 2 else none
                 slots = row_slot[rows_of(p1, p2, self.k)].reshape(-1)
                 choice = coder.decode(self.family, self.probs[slots]).astype(np.int64)
                 escaped = choice == self.m
@@ -104,6 +104,6 @@ class LevelCoder:
             raise FormatError(f"{what}: corrupt range-coded data ({err})") from None
         if not coder.is_empty():
             raise FormatError(f"{what}: corrupt range-coded data ({coder.num_bits()} bits left after the last index)")
-        if frames.size and (frames.min() < 0 or frames.max() >= self.k):  # cannot happen; never pass it on
+        if frames.size and int(frames.max()) >= self.k:  # cannot happen; never pass it on
             raise FormatError(f"{what}: decoded an index outside the codebook")
-        return frames.reshape(n, t, h, w).astype(np.uint16)
+        return frames.reshape(n, t, h, w)
