@@ -326,6 +326,109 @@ def test_write_rejects_bad_frames_and_args(tmp_path):
         write_video(tmp_path / "missing" / "f.mp4", frames, fps=16)
 
 
+def ffprobe_stream(path: Path) -> dict[str, str]:
+    text = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_streams", str(path)],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def noise_frames(n: int, h: int, w: int) -> np.ndarray:
+    return np.random.default_rng(n * h * w).integers(0, 256, (n, h, w, 3), np.uint8)
+
+
+@pytest.fixture
+def no_ffmpeg(monkeypatch):
+    """The writers as they behave where ffmpeg is not installed."""
+    from msvq_codec.video import write
+
+    monkeypatch.setattr(write, "ffmpeg_encoders", lambda: frozenset())
+    monkeypatch.setattr(write, "_noted", set())
+
+
+@needs_ffmpeg
+def test_mp4_is_browser_h264(tmp_path):
+    frames = make_frames(40, 64, 64)
+    out = tmp_path / "out.mp4"
+    assert write_video(out, frames, fps=16) == 40
+    stream = ffprobe_stream(out)
+    assert (stream["codec_name"], stream["pix_fmt"], stream["profile"]) == ("h264", "yuv420p", "High")
+    assert (stream["color_space"], stream["color_range"]) == ("smpte170m", "tv")
+    assert out.read_bytes().find(b"moov") < out.read_bytes().find(b"mdat")  # +faststart: playable while loading
+    got = read_all(out)
+    mse = ((got.astype(float) - frames) ** 2).mean()
+    assert 10 * np.log10(255**2 / mse) > 30
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("h,w", [(64, 64), (47, 63), (1, 1), (2, 3), (240, 320)])
+def test_mkv_is_lossless_at_any_size(tmp_path, h, w):
+    frames = noise_frames(5, h, w)
+    out = tmp_path / "out.mkv"
+    assert write_video(out, frames, fps=16) == 5
+    assert ffprobe_stream(out)["codec_name"] == "ffv1"
+    np.testing.assert_array_equal(read_all(out), frames)
+
+
+def test_mkv_without_ffmpeg_is_lossless_or_refused(tmp_path, no_ffmpeg, monkeypatch):
+    frames = noise_frames(5, 48, 64)
+    assert write_video(tmp_path / "even.mkv", frames, fps=16) == 5  # OpenCV's FFV1 writer
+    np.testing.assert_array_equal(read_all(tmp_path / "even.mkv"), frames)
+    with pytest.raises(UsageError, match="losslessly"):  # OpenCV would crop it to 62x46
+        write_video(tmp_path / "odd.mkv", noise_frames(5, 47, 63), fps=16)
+    assert not (tmp_path / "odd.mkv").exists()
+
+    class NoWriter:  # an OpenCV built without FFV1
+        def __init__(self, *args):
+            pass
+
+        def isOpened(self):
+            return False
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoWriter", NoWriter)
+    with pytest.raises(UsageError, match="lossless .mkv"):
+        write_video(tmp_path / "none.mkv", frames, fps=16)
+    assert not (tmp_path / "none.mkv").exists()
+
+
+def test_mp4_without_ffmpeg_falls_back_with_a_note(tmp_path, no_ffmpeg, capfd):
+    frames = make_frames(8, 64, 64)
+    assert write_video(tmp_path / "a.mp4", frames, fps=16) == 8
+    assert write_video(tmp_path / "b.mp4", frames, fps=16) == 8
+    note = capfd.readouterr().err.strip().splitlines()
+    assert len(note) == 1 and "mp4v" in note[0] and "ffmpeg" in note[0]  # once per process, one line
+    assert read_all(tmp_path / "a.mp4").shape == frames.shape
+
+
+@needs_ffmpeg
+def test_ffmpeg_failure_is_one_line(tmp_path, monkeypatch):
+    from msvq_codec.video import write
+
+    monkeypatch.setattr(write, "_h264_args", lambda: ["-c:v", "no-such-encoder"])
+    with pytest.raises(OSError, match=r"ffmpeg could not write bad\.mp4 \(exit \d+\): .+") as info:
+        write_video(tmp_path / "bad.mp4", make_frames(4), fps=16)
+    assert "\n" not in str(info.value)
+
+
+@needs_ffmpeg
+def test_ffmpeg_stops_when_the_frames_do(tmp_path, monkeypatch):
+    from msvq_codec.video import write
+
+    started = []
+    real = subprocess.Popen
+    monkeypatch.setattr(write.subprocess, "Popen", lambda *a, **k: started.append(real(*a, **k)) or started[-1])
+
+    def interrupted():
+        yield from make_frames(3)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_video(tmp_path / "cut.mp4", interrupted(), fps=16)
+    assert len(started) == 1 and started[0].poll() is not None  # no ffmpeg left running
+
+
 def test_output_kind(tmp_path):
     assert output_kind("x.MP4") == ".mp4"
     assert output_kind(tmp_path / "x.npy") == ".npy"
