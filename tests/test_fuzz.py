@@ -342,7 +342,7 @@ NAMED_CASES.update({
     "v1: codec 3 (context is version 2 only)": file_bytes(header_bytes(codec=3, codec_level=0), [_W]),
     "context: entropy_id all zero": file_bytes(header_bytes(**{**_C, "entropy_id": bytes(16)}), [_W]),
     "context: codec level 1": file_bytes(header_bytes(**{**_C, "codec_level": 1}), [_W]),
-    "context: empty stream": file_bytes(_HC, [b""]),
+    "context: empty stream (decodes to something or an error)": file_bytes(_HC, [b""]),
     "context: 3-byte stream": file_bytes(_HC, [b"\x01\x02\x03"]),
     "context: last word zero": file_bytes(_HC, [_W + bytes(4)]),
     "context: stream one word over 8n + 8": file_bytes(_HC, [_W * (8 * 64 // 4 + 3)]),
@@ -353,7 +353,8 @@ NAMED_CASES.update({
 })
 EXPECTED_OK = {"valid: 2 clips, all zero indices", "valid: the largest file the caps admit, 2**28 indices in 2 KB",
                "v2 zstd: valid, 2 clips, all zero indices", "context: random words (decodes to garbage or an error)",
-               "context: one word for 2**28 claimed indices", "context: valid framing, 1024 clips of K = 1024"}
+               "context: one word for 2**28 claimed indices", "context: empty stream (decodes to something or an error)",
+               "context: valid framing, 1024 clips of K = 1024"}
 
 
 @pytest.mark.parametrize("name", list(NAMED_CASES))

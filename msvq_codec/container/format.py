@@ -60,9 +60,9 @@ With codec 3 (``context``), the stream is the compressed words (u32, little-endi
 (``constriction``'s ``AnsCoder``, 24-bit probabilities) that coded the level's indices latent frame by
 latent frame, each predicted from the two frames before it, with the integer tables that ``entropy_id``
 names; ``msvq_codec.entropy.coder`` specifies the symbol order and ``msvq_codec.entropy.tables`` the
-tables. This module checks only its framing: at least one word, a whole number of words, the last one
-non-zero, and no more than ``8 * n + 8`` bytes (two 24-bit symbols an index, and the coder's final state, fit
-well within that).
+tables. This module checks only its framing: a whole number of words (none at all is possible: a few
+near-certain indices can leave the coder in its initial state), the last one non-zero, and no more than
+``8 * n + 8`` bytes (two 24-bit symbols an index, and the coder's final state, fit well within that).
 Decoding it needs the tables, which the weights carry: that is the codec's job (``msvq_codec.codec``).
 
 Format version 1 (still read)
@@ -336,8 +336,6 @@ def _check_indices(header: Header, indices: Sequence[np.ndarray]) -> list[np.nda
 
 def _context_stream_problem(stream: bytes, n_indices: int) -> str | None:
     """What is wrong with the framing of a context stream of ``n_indices`` indices, or None."""
-    if not stream:
-        return f"empty, but it must code {n_indices} indices"
     if len(stream) % 4:
         return f"{len(stream)} bytes is not a whole number of 32-bit words"
     if len(stream) > max_context_stream(n_indices):
