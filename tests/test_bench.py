@@ -2,7 +2,7 @@
 writes, the classic-codec path, the JSON report and the command line.
 
 The model is ``MSVQVAE(model_preset("tiny"))``, randomly initialised, its codebooks seeded by one training
-forward, saved with ``save_weights`` to a temporary folder. Clips are generated here.
+forward, saved with its entropy model to a temporary folder (``tinymodel.make_tiny_weights``). Clips are generated here.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from msvq_codec.codec import encode_video, load_model, paper_bpp, roundtrip_byte
 from msvq_codec.config import ModelConfig, model_preset
 from msvq_codec.errors import UsageError, WeightsError
 from msvq_codec.metrics import clip_psnr
-from msvq_codec.model.vqvae import MSVQVAE
-from msvq_codec.model.weights import save_weights
 from msvq_codec.vgg import LPIPS, load_vgg_weights
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not on PATH")
@@ -56,15 +54,10 @@ def frames(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = MSVQVAE(model_preset("tiny"))
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(2, 3, 32, 64, 64))  # seeds the codebooks from encoder outputs
-    model.eval()
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    save_weights(path, model)
-    return path
+    """The tiny model and its entropy model (tests/tinymodel.py), which msvq encode's default coder needs."""
+    from tinymodel import make_tiny_weights
+
+    return make_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -303,3 +296,23 @@ def test_cli_bench_missing_weights_and_bad_options_are_one_line_errors(tmp_path,
     assert done.exit_code == 2 and "--codecs" in done.output
     done = CliRunner().invoke(app, ["bench", str(clip_npy), "--json", str(tmp_path / "no" / "b.json")])
     assert done.exit_code == 2 and "does not exist" in done.output
+
+
+def test_every_coder_has_its_bits_per_level_and_speed(weights, clip_npy):
+    """A row per coder (context, zstd, DEFLATE) with stream bits per level next to the context model's ideal
+    code length, per clip and per video, and each coder's speed from the same run."""
+    from msvq_codec.bench.report import coders_table
+
+    result = run_bench(options([clip_npy], weights))
+    for mode in ("per-clip", "per-video"):
+        p = result.point("msvq:tiny", mode)
+        assert set(p.level_bits_per_index) == {"context", "zstd", "deflate", "ideal"}
+        assert all(len(v) == 2 for v in p.level_bits_per_index.values())
+        ctx, ideal = p.level_bits_per_index["context"], p.level_bits_per_index["ideal"]
+        assert all(c >= i - 64 / 256 for c, i in zip(ctx, ideal))  # the coder's state: at most 64 bits a stream
+        assert p.bpp_zstd > 0 and p.bpp_deflate > 0 and p.bpp > 0
+    model = result.models[0]
+    assert set(model.coders) == {"context", "zstd", "deflate"} and model.entropy_id
+    assert model.coders["context"]["encode_fps"] == pytest.approx(model.encode_fps)
+    assert all(c["decode_fps"] > 0 and c["entropy_decode_ms_per_clip"] >= 0 for c in model.coders.values())
+    assert coders_table(result).row_count == 2 * 4

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 MODES = ("per-clip", "per-video")
+CODERS = ("context", "zstd", "deflate")  # how a .msvq file codes its indices; context is msvq encode's default
 
 
 class Series(NamedTuple):
@@ -25,11 +26,16 @@ class Series(NamedTuple):
 
 @dataclass(frozen=True)
 class Bits:
-    """The rate of one stream: its file's bits, and for msvq the DEFLATE file's and the paper's formula's."""
+    """The rate of one stream: its file's bits (for msvq: the context-coded file, what msvq encode writes), and for
+    msvq the DEFLATE and zstd files', the paper's formula's, each coder's stream bits per level and the entropy
+    model's ideal code length per level (-log2 p of the indices under its integer tables)."""
 
     bits: int | None  # None: no stream of its own (a clip in per-video mode)
     bits_deflate: int | None = None
     paper_bits: float | None = None  # sum over levels of N log2 K, over the stream's (padded) clips
+    bits_zstd: int | None = None
+    level_bits: dict[str, list[int]] | None = None  # per coder (CODERS), per level (coarse first): stream bits
+    ideal_bits: list[float] | None = None  # per level: the context model's -log2 p
 
 
 NO_BITS = Bits(None)
@@ -60,6 +66,9 @@ class ClipRecord(_OfSeries):
     bits: int | None  # per-video mode: None (the video's stream is a StreamRecord)
     bits_deflate: int | None = None
     paper_bits: float | None = None
+    bits_zstd: int | None = None
+    level_bits: dict[str, list[int]] | None = None
+    ideal_bits: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,9 @@ class StreamRecord(_OfSeries):
     bits: int
     bits_deflate: int | None = None
     paper_bits: float | None = None
+    bits_zstd: int | None = None
+    level_bits: dict[str, list[int]] | None = None
+    ideal_bits: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,9 +99,13 @@ class Point(_OfSeries):
     psnr: float | None
     ssim: float | None
     lpips: float | None
-    bpp_deflate: float | None = None  # msvq only, as the three below
+    bpp_deflate: float | None = None  # msvq only, as the ones below
     ratio_raw_deflate: float | None = None
     bpp_paper: float | None = None
+    bpp_zstd: float | None = None
+    ratio_raw_zstd: float | None = None
+    # per coder (CODERS, and "ideal": the context model's -log2 p), per level: stream bits / indices of the level
+    level_bits_per_index: dict[str, list[float]] | None = None
 
     def quality(self, metric: str) -> float | None:
         """``psnr``, ``ssim`` or ``lpips``."""
@@ -140,6 +156,10 @@ class ModelRecord:
     file_bytes_deflate: int
     ratio_source: float | None
     ratio_source_deflate: float | None
+    entropy_id: str | None = None  # the context model the context-coded files were made with
+    # per coder (CODERS): file_bytes, encode_fps and decode_fps (the model's own time plus that coder's),
+    # entropy_encode_ms_per_clip and entropy_decode_ms_per_clip (bytes <-> indices alone)
+    coders: dict[str, dict[str, float | None]] | None = None
 
 
 @dataclass(frozen=True)

@@ -75,15 +75,44 @@ def table1(result: BenchResult) -> Table:
     row("bpp, paper formula", [m.bpp_formula for m in result.models], "bits/pixel", 4)
     for mode, pts in (("per-video", video_pts), ("per-clip", clip_pts)):
         if all(pts):
-            row(f"bpp, .msvq zstd, {mode}", [p.bpp for p in pts], "bits/pixel", 4)
+            row(f"bpp, .msvq context (msvq encode), {mode}", [p.bpp for p in pts], "bits/pixel", 4)
+            row(f"bpp, .msvq zstd, {mode}", [p.bpp_zstd for p in pts], "bits/pixel", 4)
             row(f"bpp, .msvq DEFLATE, {mode}", [p.bpp_deflate for p in pts], "bits/pixel", 4)
-    row(f"Compression ratio vs raw RGB (zstd, {rate_mode})", [p.ratio_raw for p in rate_pts], "×", 1)
-    row(f"Reduction vs raw RGB (zstd, {rate_mode})", [100 * (1 - 1 / p.ratio_raw) for p in rate_pts], "%", 2)
+    row(f"Compression ratio vs raw RGB (context, {rate_mode})", [p.ratio_raw for p in rate_pts], "×", 1)
+    row(f"Reduction vs raw RGB (context, {rate_mode})", [100 * (1 - 1 / p.ratio_raw) for p in rate_pts], "%", 2)
     row("Compression ratio vs source files", [m.ratio_source for m in result.models], "×", 2)
     row("Reduction vs source files", [100 * (1 - 1 / m.ratio_source) for m in result.models], "%", 2)
     row(f"Encode speed ({result.settings.device})", [m.encode_fps for m in result.models], "frames/s", 1)
     row(f"Decode speed ({result.settings.device})", [m.decode_fps for m in result.models], "frames/s", 1)
     row("Peak memory", [m.peak_memory_bytes / 2**20 for m in result.models], "MiB", 0)
+    return table
+
+
+def coders_table(result: BenchResult) -> Table:
+    """Each coder of the indices (and the context model's ideal code length): bits per index of each level,
+    the file's bpp and its size against zstd, per mode; then each coder's speed."""
+    table = Table(title="Coding the indices: context (msvq encode's default), zstd, DEFLATE")
+    levels = result.models[0].levels
+    for name in ("Model", "Mode", "Coder", *(f"{lv['name']} bits/index" for lv in levels), "bpp (file)",
+                 "vs zstd", "encode (frames/s)", "decode (frames/s)", "entropy coding (ms/clip, enc/dec)"):
+        table.add_column(name, justify="left" if name in ("Model", "Mode", "Coder") else "right")
+    for m in result.models:
+        for mode in result.settings.modes:
+            p = result.point(m.system, mode)
+            if p is None or p.level_bits_per_index is None:
+                continue
+            files = {"context": p.bpp, "zstd": p.bpp_zstd, "deflate": p.bpp_deflate, "ideal": None}
+            for coder, per_level in p.level_bits_per_index.items():
+                speed = (m.coders or {}).get(coder, {})
+                bpp = files[coder]
+                vs = f"{100 * (bpp / p.bpp_zstd - 1):+.1f} %" if bpp is not None and coder != "zstd" else "—"
+                enc, dec = speed.get("entropy_encode_ms_per_clip"), speed.get("entropy_decode_ms_per_clip")
+                table.add_row(
+                    m.label, mode, "ideal -log2 p (context model)" if coder == "ideal" else coder,
+                    *(_fmt(v, 3) for v in per_level), _fmt(bpp, 4), vs, _fmt(speed.get("encode_fps"), 1),
+                    _fmt(speed.get("decode_fps"), 1), f"{_fmt(enc, 2)} / {_fmt(dec, 2)}" if speed else "—",
+                )  # fmt: skip
+            table.add_section()
     return table
 
 
@@ -143,6 +172,7 @@ def bd_table(result: BenchResult) -> Table:
 
 def print_report(console: Console, result: BenchResult) -> None:
     console.print(table1(result))
+    console.print(coders_table(result))
     console.print(table2(result))
     if result.classic_systems():
         console.print(classic_table(result))

@@ -2,11 +2,13 @@
 
 For each input video (read once, cut into clips as ``msvq encode`` cuts them, see ``clips``):
 
-* msvq, per model: all the video's clips -> ``encode_clips`` -> ``.msvq`` bytes (zstd, the bytes ``msvq encode``
-  writes for that input) -> ``roundtrip_bytes`` -> frames. The same indices are also serialised with DEFLATE,
-  as one file per evaluated clip (*per-clip*: a header per 2-second clip) and as one file for the evaluated
-  prefix of the video (*per-video*; with every clip evaluated, that is exactly ``msvq encode``'s file). A
-  per-clip file is read back and must give the same indices, so it decodes to the same frames.
+* msvq, per model: all the video's clips -> ``encode_clips`` -> ``.msvq`` bytes with each coder (``CODERS``:
+  context, the bytes ``msvq encode`` writes for that input, then zstd and DEFLATE) -> read back to indices
+  with each (all three must agree) -> ``decode_clips`` -> frames. The same indices are also written with
+  every coder as one file per evaluated clip (*per-clip*: a header per 2-second clip) and as one file for the
+  evaluated prefix of the video (*per-video*; with every clip evaluated, that is exactly ``msvq encode``'s
+  file), with each coder's stream bits per level and the context model's ideal code length (-log2 p) per
+  level beside them. A per-clip file is read back and must give the same indices.
 * classic codecs (``classic``), per codec and CRF: one stream per evaluated clip (*per-clip*) and one stream
   for the evaluated frames of the video (*per-video*), each decoded back.
 * every reconstruction is scored against the source clip (``score``): PSNR, SSIM, LPIPS over the real frames.
@@ -16,7 +18,9 @@ formula, ``sum_levels N log2 K / (T H W)`` over its (padded) clips. Totals are t
 distortions are means over clips of the per-clip means over frames (paper Section 4.3).
 
 Speed: encode (clips -> bytes) and decode (bytes -> frames) are timed separately per video after one
-untimed warm-up batch per model; frames/s counts the frames decoding returns. Peak memory is
+untimed warm-up batch per model; frames/s counts the frames decoding returns. The model's part (clips ->
+indices, indices -> frames) is timed once and each coder's part (indices <-> bytes) on its own, in the same
+run, so each coder's frames/s is the model's time plus its own; the headline encode/decode speed is context's. Peak memory is
 ``torch.cuda.max_memory_allocated`` over the msvq encode and decode on a GPU, else the process's peak
 resident set (``ru_maxrss``), which also holds the inputs and the LPIPS network.
 """
@@ -41,12 +45,12 @@ from msvq_codec.bench.classic import CODECS, ClassicError, Codec, encode_decode,
 from msvq_codec.bench.classic import missing_encoders
 from msvq_codec.bench.clips import Video, iter_videos
 from msvq_codec.bench.records import (
-    MODES, NO_BITS, BDRecord, BenchResult, Bits, ClipRecord, ModelRecord, Point, Series, Settings, Showcase,
+    CODERS, MODES, NO_BITS, BDRecord, BenchResult, Bits, ClipRecord, ModelRecord, Point, Series, Settings, Showcase,
     StreamRecord, VideoRecord,
 )  # fmt: skip
 from msvq_codec.bench.score import Scorer, mean
 from msvq_codec.codec import DEFAULT_BATCH, codes_to_bytes, decode_clips, encode_clips, load_model
-from msvq_codec.codec import check_batch_size, paper_bpp, read_bytes, roundtrip_bytes
+from msvq_codec.codec import check_batch_size, container_indices, entropy_model, paper_bpp, read_bytes
 from msvq_codec.config import ModelConfig
 from msvq_codec.container import Header
 from msvq_codec.device import pick_device
@@ -55,9 +59,13 @@ from msvq_codec.model.weights import LoadedModel, find_weights
 
 RAW_BPP = 24.0  # raw 8-bit RGB
 DEFINITIONS = {
-    "bpp": "file bits (headers included) / (real frames x H x W), at 64x64 and 16 fps",
     "bpp_paper": "msvq: sum over levels of N log2 K / (T H W), the paper's formula, over the padded clips",
-    "bpp_deflate": "msvq: as bpp, with the .msvq streams compressed by DEFLATE instead of zstd",
+    "bpp": "file bits (headers included) / (real frames x H x W), at 64x64 and 16 fps; msvq: the context-coded "
+           "file (msvq encode's default)",
+    "bpp_zstd": "msvq: as bpp, with the .msvq streams compressed by zstd (--codec zstd)",
+    "bpp_deflate": "msvq: as bpp, with the .msvq streams compressed by DEFLATE (--codec deflate)",
+    "level_bits_per_index": "msvq: per coder, per level (coarse first): that level's stream bits / its indices; "
+                            "'ideal': the context model's -log2 p of the indices (its integer tables)",
     "ratio_raw": "24 / bpp: raw 24-bit RGB at 64x64, 16 fps, over the stream's bits",
     "ratio_source": "msvq: bytes of the input files / bytes of their whole .msvq files (msvq encode's output)",
     "psnr": "dB, L = 255, per frame, mean over each clip, then over clips (inf: every frame identical)",
@@ -95,6 +103,12 @@ class _Model:
     peak: int = 0
     file_bytes: int = 0
     file_bytes_deflate: int = 0
+    model_encode_s: float = 0.0  # clips -> indices
+    model_decode_s: float = 0.0  # indices -> frames
+    coder_encode_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CODERS, 0.0))  # indices -> bytes
+    coder_decode_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CODERS, 0.0))  # bytes -> indices
+    coder_bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CODERS, 0))
+    clips: int = 0
 
     @property
     def system(self) -> str:
@@ -120,12 +134,17 @@ def _padded_pixels(header: Header) -> int:
 def _bits(
     m: _Model, video: Video, indices: tuple[np.ndarray, ...], start: int, stop: int, frames: int
 ) -> tuple[Bits, bytes]:
-    """The rate of clips [start, stop) of ``video`` as a .msvq file of their own (zstd, DEFLATE, the paper's
-    formula), and that zstd file."""
+    """The rate of clips [start, stop) of ``video`` as a .msvq file of their own with each coder (and each
+    coder's streams per level, the context model's ideal code length per level, the paper's formula), and the
+    context-coded file."""
     sliced = tuple(a[start:stop] for a in indices)
-    header, data = codes_to_bytes(m.loaded, sliced, frames, video.info)
-    _, deflate = codes_to_bytes(m.loaded, sliced, frames, video.info, codec="deflate")
-    return Bits(8 * len(data), 8 * len(deflate), header.paper_bpp * _padded_pixels(header)), data
+    files = {name: codes_to_bytes(m.loaded, sliced, frames, video.info, codec=name) for name in CODERS}
+    header, data = files["context"]
+    level_bits = {name: [8 * len(s) for s in read_bytes(f).streams] for name, (_, f) in files.items()}
+    ideal = [coder.ideal_bits(a) for coder, a in zip(entropy_model(m.loaded)[1], sliced)]
+    bits = Bits(8 * len(data), 8 * len(files["deflate"][1]), header.paper_bpp * _padded_pixels(header),
+                8 * len(files["zstd"][1]), level_bits, ideal)  # fmt: skip
+    return bits, data
 
 
 def _peak_memory(device: torch.device) -> int:
@@ -162,15 +181,31 @@ def _msvq_video(
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     indices = encode_clips(m.loaded, [c.frames for c in video.clips], batch_size)
-    _, data = codes_to_bytes(m.loaded, indices, video.frame_count, video.info)
-    encoded = time.perf_counter()
-    frames = roundtrip_bytes(data, m.loaded, batch_size)
-    m.decode_s += time.perf_counter() - encoded
-    m.encode_s += encoded - started
+    m.model_encode_s += time.perf_counter() - started
+    files = {}
+    for name in CODERS:  # indices -> bytes, each coder timed on its own
+        t = time.perf_counter()
+        files[name] = codes_to_bytes(m.loaded, indices, video.frame_count, video.info, codec=name)[1]
+        m.coder_encode_s[name] += time.perf_counter() - t
+        m.coder_bytes[name] += len(files[name])
+    decoded = {}
+    for name in CODERS:  # bytes -> indices
+        t = time.perf_counter()
+        decoded[name] = container_indices(read_bytes(files[name]), m.loaded)
+        m.coder_decode_s[name] += time.perf_counter() - t
+        if any(not np.array_equal(a, b) for a, b in zip(decoded[name], indices)):
+            raise RuntimeError(f"the {name} .msvq file of {video.path} does not read back to its indices")
+    t = time.perf_counter()
+    frames = np.concatenate(list(decode_clips(m.loaded, decoded["context"], batch_size)))[: video.frame_count]
+    m.model_decode_s += time.perf_counter() - t
+    m.encode_s = m.model_encode_s + m.coder_encode_s["context"]
+    m.decode_s = m.model_decode_s + m.coder_decode_s["context"]
     m.frames += video.frame_count
+    m.clips += len(video.clips)
     m.peak = max(m.peak, _peak_memory(device))
+    data = files["context"]
     m.file_bytes += len(data)
-    m.file_bytes_deflate += len(codes_to_bytes(m.loaded, indices, video.frame_count, video.info, codec="deflate")[1])
+    m.file_bytes_deflate += len(files["deflate"])
 
     recon, per_clip = [], []
     for clip in video.selected:
@@ -178,7 +213,8 @@ def _msvq_video(
         recon.append(frames[start : start + clip.real_frames])
         bits, own = _bits(m, video, indices, clip.index, clip.index + 1, clip.real_frames)
         per_clip.append(bits)
-        if any(not np.array_equal(a, b[clip.index : clip.index + 1]) for a, b in zip(read_bytes(own).indices, indices)):
+        own_indices = container_indices(read_bytes(own), m.loaded)
+        if any(not np.array_equal(a, b[clip.index : clip.index + 1]) for a, b in zip(own_indices, indices)):
             raise RuntimeError(f"a per-clip .msvq file of {video.path} does not read back to its indices")
     n, real = len(video.selected), sum(c.real_frames for c in video.selected)
     stream = _stream(m.system, "msvq", None, video, _bits(m, video, indices, 0, n, real)[0])
@@ -290,7 +326,8 @@ def _classic_video(
 def _stream(system: str, kind: str, crf: int | None, video: Video, bits: Bits) -> StreamRecord:
     frames = sum(c.real_frames for c in video.selected)
     return StreamRecord(system, kind, "per-video", crf, video.path, len(video.selected), frames, bits.bits,
-                        bits.bits_deflate, bits.paper_bits)  # fmt: skip
+                        bits.bits_deflate, bits.paper_bits, bits.bits_zstd, bits.level_bits,
+                        bits.ideal_bits)  # fmt: skip
 
 
 def _score(scorer: Scorer, video: Video, recons: list[_Reconstruction], showcase: list | None) -> list[ClipRecord]:
@@ -308,7 +345,8 @@ def _score(scorer: Scorer, video: Video, recons: list[_Reconstruction], showcase
                 bits = r.bits[i] if r.bits is not None and mode == "per-clip" else NO_BITS
                 out.append(ClipRecord(
                     r.system, r.kind, mode, r.crf, video.path, clip.index, clip.real_frames, metrics["psnr"],
-                    metrics["ssim"], metrics["lpips"], bits.bits, bits.bits_deflate, bits.paper_bits,
+                    metrics["ssim"], metrics["lpips"], bits.bits, bits.bits_deflate, bits.paper_bits, bits.bits_zstd,
+                    bits.level_bits, bits.ideal_bits,
                 ))  # fmt: skip
     return out
 
@@ -332,8 +370,16 @@ def summarize(clips: list[ClipRecord], streams: list[StreamRecord], cfg: ModelCo
         if records[0].kind == "msvq":
             padded = len(records) * cfg.clip_frames * pixels_per_frame
             bpp_deflate = sum(r.bits_deflate for r in rate_records) / (frames * pixels_per_frame)
+            bpp_zstd = sum(r.bits_zstd for r in rate_records) / (frames * pixels_per_frame)
+            per_level = [cfg.grid(name) for name in cfg.level_names]
+            counts = [sum(r.clips if isinstance(r, StreamRecord) else 1 for r in rate_records) * t * h * w
+                      for t, h, w in per_level]  # fmt: skip
+            level_bpi = {name: [sum(r.level_bits[name][i] for r in rate_records) / n for i, n in enumerate(counts)]
+                         for name in CODERS}  # fmt: skip
+            level_bpi["ideal"] = [sum(r.ideal_bits[i] for r in rate_records) / n for i, n in enumerate(counts)]
             msvq = {"bpp_deflate": bpp_deflate, "ratio_raw_deflate": RAW_BPP / bpp_deflate,
-                    "bpp_paper": sum(r.paper_bits for r in rate_records) / padded}  # fmt: skip
+                    "bpp_paper": sum(r.paper_bits for r in rate_records) / padded, "bpp_zstd": bpp_zstd,
+                    "ratio_raw_zstd": RAW_BPP / bpp_zstd, "level_bits_per_index": level_bpi}  # fmt: skip
         points.append(Point(
             series.system, records[0].kind, series.mode, series.crf, len(records), frames, bits, bpp, RAW_BPP / bpp,
             mean(r.psnr for r in records), mean(r.ssim for r in records), mean(r.lpips for r in records), **msvq,
@@ -372,6 +418,14 @@ def _model_record(m: _Model, videos: list[VideoRecord]) -> ModelRecord:
         source_bytes=source, file_bytes=m.file_bytes, file_bytes_deflate=m.file_bytes_deflate,
         ratio_source=source / m.file_bytes if m.file_bytes else None,
         ratio_source_deflate=source / m.file_bytes_deflate if m.file_bytes_deflate else None,
+        entropy_id=entropy_model(m.loaded)[0].entropy_id.hex(),
+        coders={name: {
+            "file_bytes": m.coder_bytes[name],
+            "encode_fps": m.frames / (m.model_encode_s + m.coder_encode_s[name]) if m.frames else None,
+            "decode_fps": m.frames / (m.model_decode_s + m.coder_decode_s[name]) if m.frames else None,
+            "entropy_encode_ms_per_clip": 1e3 * m.coder_encode_s[name] / m.clips if m.clips else None,
+            "entropy_decode_ms_per_clip": 1e3 * m.coder_decode_s[name] / m.clips if m.clips else None,
+        } for name in CODERS},
     )  # fmt: skip
 
 
