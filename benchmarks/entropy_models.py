@@ -1,7 +1,7 @@
 """Ideal code lengths of candidate entropy models of the index grids, against what the .msvq coders really write.
 
     python benchmarks/entropy_models.py --data ../shared/data --split official:1 \
-        [--weights W] [--cache-dir ~/.cache/msvq/cache] [--json benchmarks/entropy-models.json]
+        [--weights W] [--cache-dir ~/.cache/msvq/cache] [--json benchmarks/entropy-models.json] [--candidates 16,32,64]
 
 Training videos and the dev set come from ``--split`` exactly as ``msvq train`` and ``msvq fit-entropy`` split
 them (``official:1``: the seven UCF101 split-1 test videos are the dev set, 16 full 2-second clips). Every
@@ -33,7 +33,7 @@ from msvq_codec.codec import codes_to_bytes, load_model
 from msvq_codec.container import from_bytes
 from msvq_codec.entropy import LevelCoder, load_entropy, sidecar_path
 from msvq_codec.entropy.context import all_rows, frames_of, parent_row
-from msvq_codec.entropy.fit import Counts, stage_contexts, tune_smoothing
+from msvq_codec.entropy.fit import Counts, fit_level, stage_contexts, tune_smoothing
 from msvq_codec.entropy.grids import grids_for
 from msvq_codec.model.weights import find_weights
 from msvq_codec.train.data import build_split
@@ -91,6 +91,8 @@ def main() -> int:
     ap.add_argument("--weights", type=Path, default=None)
     ap.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "msvq" / "cache")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--candidates", default="", help="Also refit the coder's tables with these numbers of "
+                    "candidates a row (e.g. 16,32,64) and report their ideal code length and size.")
     args = ap.parse_args()
     started = time.time()
     weights = find_weights(args.weights)[0]
@@ -144,6 +146,18 @@ def main() -> int:
             results.append({"model": "context coder: integer tables, -log2 p", "level": name, "mode": mode, "bits": ideal})
             results.append({"model": "context coder: range-coded stream bytes", "level": name, "mode": mode, "bits": coded})
 
+    # The coder's tables with other numbers of candidates a row (the shipped fit's settings otherwise).
+    sweep = []
+    for m_cand in [int(v) for v in args.candidates.split(",") if v.strip()]:
+        for li, name in enumerate(names):
+            tables, stats = fit_level([r[li] for r in train_runs], cfg.codebook_size, n_candidates=m_cand)
+            coder = LevelCoder(tables)
+            for mode, runs in dev_runs.items():
+                sweep.append({"candidates": m_cand, "level": name, "mode": mode, "slots": stats["slots"],
+                              "table_bytes": sum(getattr(tables, f).nbytes for f in ("row_slot", "cand", "freq", "escape")),
+                              "bits": sum(coder.ideal_bits(r[li]) for r in runs)})  # fmt: skip
+        print(f"  tables with {m_cand} candidates: {time.time() - started:.0f} s", file=sys.stderr)
+
     # Whole .msvq files and their streams, with each coder.
     files = {}
     for codec in ("context", "zstd", "deflate"):
@@ -180,6 +194,14 @@ def main() -> int:
     for mode in dev_runs:
         saving = 1 - files[("context", mode)] / files[("zstd", mode)]
         lines.append(f"\ncontext vs zstd, {mode}: {saving:.1%} smaller ({files[('context', mode)]} vs {files[('zstd', mode)]} bytes)")
+    if sweep:
+        lines += ["", "| candidates a row | " + " | ".join(f"{n} bits/index, {m}" for m in dev_runs for n in names)
+                  + " | table bytes |", "|---|" + "---|" * (2 * len(names) + 1)]
+        for m_cand in dict.fromkeys(r["candidates"] for r in sweep):
+            got = {(r["level"], r["mode"]): r for r in sweep if r["candidates"] == m_cand}
+            cells = [f"{per_index(got[(n, m)]['bits'], li):.3f}" for m in dev_runs for li, n in enumerate(names)]
+            size = sum(got[(n, "per-clip")]["table_bytes"] for n in names)
+            lines.append(f"| {m_cand} | " + " | ".join(cells) + f" | {size:,} |")
     print("\n".join(lines))
     print(f"({time.time() - started:.0f} s)", file=sys.stderr)
     if args.json:
@@ -187,7 +209,7 @@ def main() -> int:
             "weights": str(weights), "model_id": loaded.model_id.hex(), "entropy_id": entropy.entropy_id.hex(),
             "split": args.split, "dev_clips": n_clips, "dev_pixels": pixels, "indices_per_clip": dict(zip(names, sizes)),
             "training_clips": len(split.train), "results": results,
-            "files_bytes": {f"{c}/{m}": b for (c, m), b in files.items()},
+            "files_bytes": {f"{c}/{m}": b for (c, m), b in files.items()}, "candidates_sweep": sweep,
         }, indent=1))
     return 0
 

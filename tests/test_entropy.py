@@ -95,6 +95,8 @@ def test_round_trip_is_exact_and_costs_what_the_tables_say(k, shape):
     assert back.dtype == np.uint16
     np.testing.assert_array_equal(back, grid)
     ideal = coder.ideal_bits(grid)
+    per_index = coder.index_bits(grid)
+    assert per_index.shape == grid.shape and (per_index > 0).all() and per_index.sum() == pytest.approx(ideal)
     assert ideal - 64 <= 8 * len(stream) <= ideal * 1.01 + 64  # the ANS coder's 64-bit state: give or take
 
 

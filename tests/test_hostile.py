@@ -429,11 +429,48 @@ def test_decoding_a_valid_container_with_absurd_fields(tmp_path, capfd, weights,
     import dataclasses
 
     path = tmp_path / "odd.msvq"
-    path.write_bytes(to_bytes(dataclasses.replace(container.header, **fields), container.indices))
+    header = dataclasses.replace(container.header, **fields)
+    path.write_bytes(to_bytes(header, streams=container.streams))  # context-coded, as msvq encode writes
     for ext in (".mp4", ".npy"):
         out = tmp_path / f"odd{ext}"
         res, lines, native = run_cli(capfd, "decode", path, out, "--weights", weights, *args)
         assert_refused(res, lines, native, out, fragment, code)
+
+
+def _flip_words(stream: bytes, at: int) -> bytes:
+    words = bytearray(stream)
+    words[at : at + 4] = bytes(4) if at + 4 < len(words) else b"\x01\x00\x00\x00"
+    return bytes(words)
+
+
+@pytest.mark.parametrize("damage", ["zeroed word", "words swapped", "cut short", "one word more", "other level's"])
+def test_a_damaged_context_stream_with_valid_checksums_is_one_clean_error(tmp_path, capfd, weights, container,
+                                                                          damage):  # fmt: skip
+    """The CRCs are recomputed, so only the range decoder can notice: one line, exit 1, no output, no hang."""
+    top, bottom = container.streams
+    bad = {
+        "zeroed word": (top, _flip_words(bottom, 8)),
+        "words swapped": (top, bottom[4:8] + bottom[:4] + bottom[8:]),
+        "cut short": (top, bottom[: len(bottom) // 2 // 4 * 4]),
+        "one word more": (top, bottom[:-4] + b"\x07\x00\x00\x00" + bottom[-4:]),
+        "other level's": (bottom[: len(top)] if len(bottom) >= len(top) else top, top),
+    }[damage]
+    path = tmp_path / "bad.msvq"
+    path.write_bytes(to_bytes(container.header, streams=list(bad)))
+    out = tmp_path / "bad.npy"
+    res, lines, native = run_cli(capfd, "decode", path, out, "--weights", weights)
+    assert_refused(res, lines, native, out, "corrupt range-coded data")
+
+
+def test_a_context_file_of_another_entropy_model_is_refused_naming_both(tmp_path, capfd, weights, container):
+    import dataclasses
+
+    path = tmp_path / "other.msvq"
+    path.write_bytes(to_bytes(dataclasses.replace(container.header, entropy_id=b"\x42" * 16), streams=container.streams))
+    out = tmp_path / "other.npy"
+    res, lines, native = run_cli(capfd, "decode", path, out, "--weights", weights)
+    assert_refused(res, lines, native, out, "42" * 16)
+    assert container.header.entropy_id.hex() in lines[0]  # and the loaded weights' own entropy model
 
 
 # -------------------------------------------------------------------------------------------------- trust

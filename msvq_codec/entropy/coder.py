@@ -50,14 +50,22 @@ class LevelCoder:
         choices = np.where(match.any(-1), match.argmax(-1), self.m)
         return slots, choices
 
+    def index_bits(self, grid: np.ndarray) -> np.ndarray:
+        """What each index of ``grid [n_clips, t, h, w]`` costs under the tables, given the indices before it
+        (as coded in one stream): -log2 p in bits, float64 of the grid's shape. (For rate control: a code that
+        repeats its context is cheap.)"""
+        grid = np.asarray(grid)
+        frames = frames_of(grid).astype(np.int64)
+        slots, choices = self._choices(frames)
+        bits = -np.log2(self.tables.freq[slots, choices].astype(np.float64) / (1 << CAND_BITS))
+        escaped = choices == self.m
+        codes = frames.reshape(choices.shape)[escaped]
+        bits[escaped] -= np.log2(self.tables.escape[codes].astype(np.float64) / (1 << ESCAPE_BITS))
+        return bits.reshape(grid.shape)
+
     def ideal_bits(self, grid: np.ndarray) -> float:
         """-log2 of the probability the tables give ``grid [n_clips, t, h, w]`` (as coded in one stream)."""
-        frames = frames_of(np.asarray(grid)).astype(np.int64)
-        slots, choices = self._choices(frames)
-        p = self.tables.freq[slots, choices].astype(np.float64) / (1 << CAND_BITS)
-        bits = -np.log2(p).sum()
-        escaped = frames.reshape(choices.shape)[choices == self.m]
-        return float(bits - np.log2(self.tables.escape[escaped].astype(np.float64) / (1 << ESCAPE_BITS)).sum())
+        return float(self.index_bits(grid).sum())
 
     # ---- coding --------------------------------------------------------------------------------------
     def encode(self, grid: np.ndarray) -> bytes:
