@@ -509,8 +509,17 @@ def export(
     mid = export_weights(checkpoint, output, extra, raw=raw)
     out.print(f"wrote {output} (model ID {mid.hex()})")
     if data is None:
-        err.print(f"note: {output} has no entropy model yet, so 'msvq encode' needs --codec zstd with it until "
-                  f"'msvq fit-entropy {output} --data DIR' fits one", highlight=False, soft_wrap=True)  # fmt: skip
+        from msvq_codec.entropy import sidecar_path
+        from msvq_codec.entropy.tables import sidecar_model_id
+
+        stale = sidecar_path(output)
+        if stale.is_file() and sidecar_model_id(stale) != mid:  # the replaced weights' own: of no use to these
+            stale.unlink()
+            err.print(f"note: removed {stale}, the entropy model of the weights {output} replaced", highlight=False,
+                      soft_wrap=True)  # fmt: skip
+        if not stale.is_file():
+            err.print(f"note: {output} has no entropy model yet, so 'msvq encode' needs --codec zstd with it until "
+                      f"'msvq fit-entropy {output} --data DIR' fits one", highlight=False, soft_wrap=True)  # fmt: skip
         return
     _fit_entropy(output, data, split, val_list, splits, cache_dir)
 

@@ -451,3 +451,32 @@ def test_info_shows_the_entropy_model(tiny):
     shown = json.loads(res.stdout)
     assert shown["codec"] == "context" and shown["entropy_id"] == codec.entropy_model(loaded)[0].entropy_id.hex()
     assert shown["quality"] == 0 and shown["rd_lambda"] == 0.0
+
+
+def test_export_fits_the_entropy_model_with_data_and_drops_a_stale_one_without(tmp_path):
+    from safetensors.torch import load_file as load_torch
+
+    from msvq_codec.config import TrainConfig
+    from msvq_codec.model.weights import read_metadata
+
+    weights = make_tiny_weights(tmp_path / "w.safetensors", entropy=False)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_torch(weights).items()}
+    ckpt = {"format": 1, "model_config": read_metadata(weights)["msvq_config"], "step": 3, "epoch": 1,
+            "train_config": json.dumps(__import__("dataclasses").asdict(TrainConfig())), "model": state, "history": []}
+    torch.save(ckpt, tmp_path / "c.pt")
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        np.save(data / f"v{i}.npy", rng.integers(0, 256, (70, 40, 40, 3), dtype=np.uint8))
+    out = tmp_path / "out.safetensors"
+    res = runner.invoke(app, ["-q", "export", str(tmp_path / "c.pt"), str(out), "--data", str(data),
+                              "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert load_entropy(sidecar_path(out)).model_id == load_weights(out).model_id
+    # exporting other weights over them, without --data: the old entropy model is removed, not left to mislead
+    other = {k: (v + 1 if k.startswith("quantizer_top.embed") else v) for k, v in state.items()}
+    torch.save({**ckpt, "model": other}, tmp_path / "c2.pt")
+    res = runner.invoke(app, ["export", str(tmp_path / "c2.pt"), str(out), "--force"])
+    assert res.exit_code == 0, res.output
+    assert not sidecar_path(out).exists() and "removed" in res.stderr and "no entropy model yet" in res.stderr

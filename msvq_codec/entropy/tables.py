@@ -164,6 +164,17 @@ def save_entropy(path: str | Path, model: EntropyModel) -> bytes:
     return eid
 
 
+def sidecar_model_id(path: str | Path) -> bytes | None:
+    """The model ID an entropy sidecar says it was fitted for (None if it is not a readable sidecar)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return bytes.fromhex((f.metadata() or {}).get("msvq_model_id", ""))
+    except (SafetensorError, OSError, ValueError, TypeError):
+        return None
+
+
 def load_entropy(path: str | Path) -> EntropyModel:
     """Read and check an entropy sidecar (WeightsError if it is missing, malformed or altered)."""
     from safetensors import SafetensorError, safe_open
