@@ -44,10 +44,14 @@ class LevelCoder:
     # ---- the choices ---------------------------------------------------------------------------------
     def _choices(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(slots, choices) of every position of ``frames [F, h, w]``, flattened per frame: ``[F, h * w]``."""
-        slots = self.tables.row_slot[all_rows(frames, self.k)].reshape(frames.shape[0], -1)
-        cand = self.tables.cand[slots]  # [F, n, M]
-        match = cand == frames.reshape(frames.shape[0], -1, 1)
-        choices = np.where(match.any(-1), match.argmax(-1), self.m)
+        n_frames = frames.shape[0]
+        slots = self.tables.row_slot[all_rows(frames, self.k)].reshape(n_frames, -1)
+        flat = frames.reshape(n_frames, -1)
+        choices = np.empty(slots.shape, np.int64)
+        step = max(1, (1 << 21) // max(1, slots.shape[1] * self.m))  # bounds the [frames, n, M] temporaries
+        for a in range(0, n_frames, step):
+            match = self.tables.cand[slots[a : a + step]] == flat[a : a + step, :, None]  # [f, n, M]
+            choices[a : a + step] = np.where(match.any(-1), match.argmax(-1), self.m)
         return slots, choices
 
     def index_bits(self, grid: np.ndarray) -> np.ndarray:
