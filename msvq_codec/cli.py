@@ -127,11 +127,14 @@ EXT_HELP = "Folder input: output kind, mp4 | avi | mkv | npy | png (a folder of 
 # Options of more than one command, declared once.
 Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
 BATCH_HELP = "Clips per forward pass (default: codec.DEFAULT_BATCH)."
+PRECISION_HELP = ("auto | fp32 | bf16. auto: on a CPU with bf16 arithmetic, encode fp32 and decode bf16 (the same "
+                  "codes, pictures within rounding); else fp32. bf16: encode bf16 too (faster; changes some codes).")
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help=BATCH_HELP)]
 # What encode and decode share, after their own options: (name, type and option, default).
 CODING_OPTIONS = (
     ("weights", Annotated[Optional[Path], typer.Option("--weights", "-w", help=WEIGHTS_HELP)], None),
     ("device", Device, "auto"),
+    ("precision", Annotated[str, typer.Option("--precision", help=PRECISION_HELP)], "auto"),
     ("batch_size", BatchSize, None),
     ("force", Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")], False),
     ("jobs", Annotated[int, typer.Option("--jobs", "-j", help=JOBS_HELP)], 1),
@@ -237,7 +240,7 @@ def _print_summary(summary: Any) -> None:
 def _code(
     mode: str, input: Path, output: Path, options: dict[str, Any], *, weights: Optional[Path], device: str,
     batch_size: Optional[int], force: bool, jobs: int, skip_existing: bool, shard: Optional[str], json_out: bool,
-    ext: Optional[str] = None,
+    ext: Optional[str] = None, precision: str = "auto",
 ) -> None:  # fmt: skip
     """``encode`` and ``decode``: a folder input is a folder run (``batch``); a file is one call of the codec,
     under a progress bar, reported as a line or a JSON record."""
@@ -245,12 +248,14 @@ def _code(
     from msvq_codec.batch import check_ext, check_options, parse_shard
     from msvq_codec.device import pick_device
     from msvq_codec.errors import UsageError
+    from msvq_codec.model.fast import use_precision
     from msvq_codec.outputs import skip_existing as skips
     from msvq_codec.video import is_frame_folder
 
     options = {name: value for name, value in {**options, "batch_size": batch_size}.items() if value is not None}
     check_options(mode, options)
     pick_device(device)
+    use_precision(precision)  # through the environment, so that --jobs workers compute alike
     common = {"weights": weights, "device": device, "force": force}
     if input.is_dir() and (mode == "decode" or not is_frame_folder(input)):
         folder = {"jobs": jobs, "skip_existing": skip_existing, "shard": shard}
@@ -617,6 +622,10 @@ def _terminated(signum: int, frame: Any) -> None:
 
 def main() -> None:
     import signal
+
+    from msvq_codec.runtime import configure_before_torch
+
+    configure_before_torch()  # OpenMP threads that wait passively (see msvq_codec/runtime.py)
 
     # SIGTERM (kill, timeout, a job scheduler) is handled like Ctrl-C: cleanup runs, exit status 130. Ctrl-C
     # interrupts even where the shell started us with SIGINT ignored (a background job of a script).

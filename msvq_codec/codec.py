@@ -26,6 +26,7 @@ from msvq_codec.config import ModelConfig
 from msvq_codec.device import pick_device
 from msvq_codec.entropy import EntropyModel, LevelCoder, load_entropy, sidecar_path
 from msvq_codec.errors import FormatError, InputError, MsvqError, UsageError, WeightsError, WeightsMismatch
+from msvq_codec.model.fast import fast_model
 from msvq_codec.model.vqvae import Codes
 from msvq_codec.model.weights import LoadedModel, find_weights, load_weights
 from msvq_codec.outputs import atomic_output, check_target
@@ -142,16 +143,19 @@ def _batches(clips: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
 
 
 def encode_clips(
-    loaded: LoadedModel, clips: Iterable[np.ndarray], batch_size: int = DEFAULT_BATCH, progress: Progress | None = None
+    loaded: LoadedModel, clips: Iterable[np.ndarray], batch_size: int = DEFAULT_BATCH, progress: Progress | None = None,
+    precision: str | None = None,
 ) -> tuple[np.ndarray, ...]:
-    """uint8 clips [T, H, W, 3] -> per level (coarse first) an index array [n_clips, t, h, w] uint16."""
+    """uint8 clips [T, H, W, 3] -> per level (coarse first) an index array [n_clips, t, h, w] uint16.
+    ``precision``: auto | fp32 | bf16 (``msvq_codec.model.fast``; default: $MSVQ_PRECISION, else auto)."""
     model = loaded.model
+    runner = fast_model(model, precision)
     device = next(model.parameters()).device
     per_level: list[list[np.ndarray]] = [[] for _ in model.config.level_names]
     for batch in _batches(clips, batch_size):
         x = torch.from_numpy(np.stack(batch)).to(device)  # [b, T, H, W, 3] uint8
         x = x.permute(0, 4, 1, 2, 3).float().div_(255.0)  # [b, 3, T, H, W]
-        codes = model.encode(x)
+        codes = runner.encode(x)
         for store, level in zip(per_level, codes.by_level()):
             store.append(level.cpu().numpy().astype(np.uint16))  # [b, t, h, w]
         if progress:
@@ -162,16 +166,18 @@ def encode_clips(
 
 
 def decode_clips(
-    loaded: LoadedModel, indices: tuple[np.ndarray, ...], batch_size: int = DEFAULT_BATCH, progress: Progress | None = None
+    loaded: LoadedModel, indices: tuple[np.ndarray, ...], batch_size: int = DEFAULT_BATCH,
+    progress: Progress | None = None, precision: str | None = None,
 ) -> Iterator[np.ndarray]:
-    """Per-level index arrays -> uint8 clips [T, H, W, 3], one at a time."""
+    """Per-level index arrays -> uint8 clips [T, H, W, 3], one at a time (``precision`` as for encode_clips)."""
     model = loaded.model
+    runner = fast_model(model, precision)
     device = next(model.parameters()).device
     n_clips = indices[0].shape[0]
     for start in range(0, n_clips, batch_size):
         levels = [torch.from_numpy(a[start : start + batch_size].astype(np.int64)).to(device) for a in indices]
         codes = Codes.from_levels(levels)
-        x = model.decode(codes)  # [b, 3, T, H, W] in [0, 1]
+        x = runner.decode(codes)  # [b, 3, T, H, W] in [0, 1]
         frames = (x * 255.0).round_().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()  # [b, T, H, W, 3]
         if progress:
             progress(len(frames))
