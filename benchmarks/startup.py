@@ -1,0 +1,92 @@
+"""Start-up of single-file commands, next to a bare ``import torch``, timed as whole processes in one run.
+
+    python benchmarks/startup.py [--rounds 5] [--video FILE]
+
+Makes a 10-second 320x240 25 fps H.264 video (ffmpeg's testsrc2, unless --video is given), then runs, interleaved
+round by round so that a busy machine slows each alike:
+
+    python -c "import torch"                  the floor every msvq command pays
+    python -c "import msvq_codec.cli"         the command line's own imports
+    msvq -q encode VIDEO OUT.msvq --force     a whole single-file encode (also with OMP_WAIT_POLICY=ACTIVE,
+                                              torch's default, and with --precision bf16)
+    msvq -q decode OUT.msvq OUT.npy --force   a whole single-file decode
+
+and prints each one's median and minimum wall time and the medians' excess over ``import torch``. With
+``--importtime`` it also prints the 15 slowest modules (cumulative) of ``msvq encode``'s own imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - t0
+
+
+def importtime(env: dict[str, str], code: str) -> list[tuple[int, str]]:
+    err = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stderr  # fmt: skip
+    rows = []
+    for line in err.splitlines():
+        if line.startswith("import time:") and "|" in line and "cumulative" not in line:
+            _, cumulative, name = line[len("import time:"):].split("|")
+            rows.append((int(cumulative), name.rstrip()))
+    return sorted(rows, reverse=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--video", type=Path)
+    ap.add_argument("--importtime", action="store_true")
+    args = ap.parse_args()
+    msvq = shutil.which("msvq") or sys.exit("msvq is not on PATH (pip install -e .)")
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        video = args.video
+        if video is None:
+            video = Path(tmp) / "10s-320x240.mp4"
+            subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "10",
+                            "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video)], check=True)  # fmt: skip
+        out = Path(tmp) / "out.msvq"
+        encode = [msvq, "-q", "encode", str(video), str(out), "--force"]
+        commands = {  # name: (command, extra environment)
+            "python -c 'import torch'": ([sys.executable, "-c", "import torch"], {}),
+            "python -c 'import msvq_codec.cli'": ([sys.executable, "-c", "import msvq_codec.cli"], {}),
+            "msvq encode (10 s, 320x240)": (encode, {}),
+            "msvq encode, OMP_WAIT_POLICY=ACTIVE (torch's default)": (encode, {"OMP_WAIT_POLICY": "ACTIVE"}),
+            "msvq encode --precision bf16": (encode + ["--precision", "bf16"], {}),
+            "msvq decode (to .npy)": ([msvq, "-q", "decode", str(out), str(Path(tmp) / "out.npy"), "--force"], {}),
+        }
+        subprocess.run(encode, check=True, stdout=subprocess.DEVNULL)  # warm the file system caches
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.rounds):
+            for name, (cmd, extra) in commands.items():
+                times[name].append(timed(cmd, {**env, **extra}))
+        base = statistics.median(times["python -c 'import torch'"])
+        print(f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs; wall seconds")
+        print("| command | median (s) | min (s) | median - import torch (s) |")
+        print("|---|---|---|---|")
+        for name, ts in times.items():
+            med = statistics.median(ts)
+            print(f"| {name} | {med:.2f} | {min(ts):.2f} | {med - base:+.2f} |")
+        if args.importtime:
+            code = "import msvq_codec.cli, msvq_codec.codec"
+            print(f"\nslowest imports of `{code}` (cumulative microseconds, -X importtime):")
+            for us, name in importtime(env, code)[:15]:
+                print(f"{us:>10d}  {name}")
+
+
+if __name__ == "__main__":
+    main()
