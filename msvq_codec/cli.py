@@ -570,6 +570,7 @@ def bench(
     weights: Optional[list[Path]] = typer.Option(None, "--weights", help="Weights (repeat to compare models)."),
     device: Device = "auto",
     batch_size: BatchSize = None,
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     classic: bool = typer.Option(True, "--classic/--no-classic", help="Also run classic codecs via ffmpeg."),
     codecs: str = typer.Option("x264,x265,svtav1,vp9", help="Classic codecs to run."),
     crf: Optional[list[str]] = typer.Option(None, "--crf", help="CRF list, '18,28,38' or 'x264=18,28' (repeatable)."),
@@ -606,7 +607,7 @@ def bench(
         inputs=tuple(inputs), weights=tuple(weights or ()), device=device, classic=classic,
         codecs=tuple(c.name for c in chosen), crfs=parse_crfs(list(crf or []), chosen), modes=modes,
         lpips={None: "auto", True: "on", False: "off"}[lpips], vgg_weights=vgg_weights, max_clips=max_clips,
-        include_partial=include_partial, input_fps=input_fps, **given,
+        include_partial=include_partial, input_fps=input_fps, precision=precision, **given,
     )  # fmt: skip
     result = run_bench(options, log=lambda m: STATE["quiet"] or err.print(m, highlight=False, soft_wrap=True))
     report.print_report(out, result)

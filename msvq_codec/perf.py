@@ -12,6 +12,7 @@ the same run, so that "achieved fraction of the matmul rate" survives a busy or 
 
 from __future__ import annotations
 
+import os
 import time
 from typing import NamedTuple
 
@@ -72,3 +73,37 @@ def gemm_rate(dtype: torch.dtype = torch.float32, device: str | torch.device = "
         w = torch.randn(size, size, 1, 1, 1, dtype=dtype)
         best = min(best, _timed(lambda: F.conv3d(x, w), seconds / 2))
     return 2 * size**3 / best
+
+
+def top_ops(fn, n: int = 5) -> str:
+    """What one call of ``fn`` spends its time on: torch.profiler's top ``n`` ops by self CPU time, as
+    ``op 41 %, op 12 %, ...`` (shares of the profiled total)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    saved = os.dup(2)  # the profiler's C++ side logs its start and stop on stderr
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                fn()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    return ", ".join(f"{e.key} {100 * e.self_cpu_time_total / total:.0f} %" for e in events[:n])
+
+
+class Efficiency(NamedTuple):
+    """A model's compute against the machine: FLOPs per frame, model-only frames/s (every computed frame,
+    padding included) and the share of the same-run GEMM rate in the dtype each direction computes in."""
+
+    precision: tuple[str, str]  # dtype names, encode and decode
+    gflop_per_frame: tuple[float, float]
+    fps: tuple[float, float]
+    gemm_tflops: tuple[float, float]
+    share: tuple[float, float]
+    held_back: tuple[str | None, str | None]  # top ops of one batch, where the share is under TARGET_SHARE
+
+
+TARGET_SHARE = 0.7

@@ -206,6 +206,20 @@ def test_full_clips_only_by_default_and_speed_recorded(weights, clip_npy):
     assert model.peak_memory_bytes > 0 and model.bpp_formula == pytest.approx(0.17578125)  # K = 32: 5 bits
 
 
+def test_model_efficiency_against_a_same_run_gemm(weights, clip_npy):
+    """GFLOP/frame from FlopCounterMode, the model-only rate, and its share of the same-run GEMM rate in the
+    precision each direction runs in (a profile named where it is under the target)."""
+    result = run_bench(options([clip_npy], weights, precision="fp32"))
+    eff = result.models[0].efficiency
+    for direction in ("encode", "decode"):
+        e = eff[direction]
+        assert e["precision"] == "float32" and e["gflop_per_frame"] > 0 and e["model_fps"] > 0
+        assert e["gemm_tflops"] > 0 and e["share_of_gemm"] > 0
+        assert e["top_ops"] is None or "%" in e["top_ops"]
+    assert any(n.startswith("same-run GEMM rate") for n in result.notes)
+    assert result.settings.precision == "fp32"
+
+
 def test_too_short_inputs_are_a_clear_error(tmp_path, weights):
     np.save(tmp_path / "short.npy", frames(10))
     with pytest.raises(Exception, match="shorter than one full clip"):

@@ -160,6 +160,10 @@ class ModelRecord:
     # per coder (CODERS): file_bytes, encode_fps and decode_fps (the model's own time plus that coder's),
     # entropy_encode_ms_per_clip and entropy_decode_ms_per_clip (bytes <-> indices alone)
     coders: dict[str, dict[str, float | None]] | None = None
+    # per direction (encode, decode): precision (dtype), gflop_per_frame, model_fps (model time only, every
+    # computed frame), gemm_tflops (median same-run GEMM rate in that dtype), share_of_gemm, top_ops (a profile
+    # of one batch, where the share is under perf.TARGET_SHARE)
+    efficiency: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,7 @@ class Settings:
     ffmpeg: str | None
     codecs: dict[str, dict[str, Any]]  # per classic codec: encoder, args, crf list, stream, pix_fmt
     definitions: dict[str, str]
+    precision: str = "auto"  # msvq's --precision (msvq_codec.model.fast)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,13 @@ def table1(result: BenchResult) -> Table:
     row("Reduction vs source files", [100 * (1 - 1 / m.ratio_source) for m in result.models], "%", 2)
     row(f"Encode speed ({result.settings.device})", [m.encode_fps for m in result.models], "frames/s", 1)
     row(f"Decode speed ({result.settings.device})", [m.decode_fps for m in result.models], "frames/s", 1)
+    effs = [m.efficiency for m in result.models]
+    if all(effs):
+        for d in ("encode", "decode"):
+            kinds = "/".join(sorted({e[d]["precision"] for e in effs}))
+            row(f"Model compute, {d}", [e[d]["gflop_per_frame"] for e in effs], "GFLOP/frame", 3)
+            row(f"Model alone, {d} ({kinds})", [e[d]["model_fps"] for e in effs], "frames/s", 1)
+            row(f"Model {d}: share of same-run {kinds} GEMM", [100 * e[d]["share_of_gemm"] for e in effs], "%", 0)
     row("Peak memory", [m.peak_memory_bytes / 2**20 for m in result.models], "MiB", 0)
     return table
 

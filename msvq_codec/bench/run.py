@@ -28,6 +28,7 @@ resident set (``ru_maxrss``), which also holds the inputs and the LPIPS network.
 from __future__ import annotations
 
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -39,7 +40,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from msvq_codec import __version__
+from msvq_codec import __version__, perf
 from msvq_codec.bench.bdrate import bd_rate
 from msvq_codec.bench.classic import CODECS, ClassicError, Codec, encode_decode, ffmpeg_path, ffmpeg_version
 from msvq_codec.bench.classic import missing_encoders
@@ -55,6 +56,7 @@ from msvq_codec.config import ModelConfig
 from msvq_codec.container import Header
 from msvq_codec.device import pick_device
 from msvq_codec.errors import InputError, UsageError
+from msvq_codec.model.fast import fast_model, resolve_precision
 from msvq_codec.model.weights import LoadedModel, find_weights
 
 RAW_BPP = 24.0  # raw 8-bit RGB
@@ -72,6 +74,8 @@ DEFINITIONS = {
     "ssim": "scikit-image structural_similarity per frame (7x7, channels averaged), means as psnr",
     "lpips": "LPIPS (VGG16 with the published linear heads) per frame in [0, 1], means as psnr",
     "bd_rate": "Bjontegaard delta rate of msvq against the codec at equal quality; +0.1 = 10 % more bits",
+    "share_of_gemm": "msvq: the model's FLOP rate (FlopCounterMode FLOPs per frame x model-only frames/s, padded "
+                     "frames included) over the median same-run rate of a 2048^3 GEMM in that direction's dtype",
 }
 
 
@@ -81,6 +85,7 @@ class BenchOptions:
     weights: tuple[Path, ...] = ()  # empty: the one find_weights chooses
     device: str = "auto"
     batch_size: int = DEFAULT_BATCH
+    precision: str = "auto"  # auto | fp32 | bf16: what msvq_codec.model.fast computes in
     classic: bool = True
     codecs: tuple[str, ...] = tuple(CODECS)
     crfs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per codec; a missing one takes its default
@@ -172,7 +177,7 @@ def _load_models(opts: BenchOptions) -> list[_Model]:
 
 
 def _msvq_video(
-    m: _Model, video: Video, modes: tuple[str, ...], batch_size: int, device: torch.device
+    m: _Model, video: Video, modes: tuple[str, ...], batch_size: int, device: torch.device, precision: str = "auto"
 ) -> tuple[_Reconstruction, StreamRecord, int]:
     """One video through one model: its reconstruction (per-clip rates included), its per-video stream, and
     the size of the whole file ``msvq encode`` writes for it."""
@@ -180,7 +185,7 @@ def _msvq_video(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
-    indices = encode_clips(m.loaded, [c.frames for c in video.clips], batch_size)
+    indices = encode_clips(m.loaded, [c.frames for c in video.clips], batch_size, precision=precision)
     m.model_encode_s += time.perf_counter() - started
     files = {}
     for name in CODERS:  # indices -> bytes, each coder timed on its own
@@ -196,7 +201,8 @@ def _msvq_video(
         if any(not np.array_equal(a, b) for a, b in zip(decoded[name], indices)):
             raise RuntimeError(f"the {name} .msvq file of {video.path} does not read back to its indices")
     t = time.perf_counter()
-    frames = np.concatenate(list(decode_clips(m.loaded, decoded["context"], batch_size)))[: video.frame_count]
+    frames = np.concatenate(list(decode_clips(m.loaded, decoded["context"], batch_size, precision=precision)))
+    frames = frames[: video.frame_count]
     m.model_decode_s += time.perf_counter() - t
     m.encode_s = m.model_encode_s + m.coder_encode_s["context"]
     m.decode_s = m.model_decode_s + m.coder_decode_s["context"]
@@ -221,9 +227,30 @@ def _msvq_video(
     return _Reconstruction(m.system, "msvq", modes, None, recon, per_clip), stream, len(data)
 
 
-def _warm_up(m: _Model, video: Video, batch_size: int) -> None:
+def _warm_up(m: _Model, video: Video, batch_size: int, precision: str) -> None:
     clips = [c.frames for c in video.clips[:batch_size]]
-    list(decode_clips(m.loaded, encode_clips(m.loaded, clips, batch_size), batch_size))
+    codes = encode_clips(m.loaded, clips, batch_size, precision=precision)
+    list(decode_clips(m.loaded, codes, batch_size, precision=precision))
+
+
+def _efficiency(m: _Model, precision: str, device: torch.device, gemm: dict[torch.dtype, list[float]],
+                batch: list[np.ndarray]) -> perf.Efficiency:  # fmt: skip
+    """The model's FLOP rate in this run (model time only, every computed frame) against the median same-run
+    GEMM rate in its precision; where under perf.TARGET_SHARE, the top ops of one batch of ``batch``."""
+    model = m.loaded.model
+    runner = fast_model(model, precision)
+    dtypes = resolve_precision(precision, device)
+    flops = perf.flops_per_frame(model)
+    computed = m.clips * model.config.clip_frames
+    fps = tuple(computed / t if t else 0.0 for t in (m.model_encode_s, m.model_decode_s))
+    rates = tuple(statistics.median(gemm[d]) for d in dtypes)
+    share = tuple(f * flop / rate for f, flop, rate in zip(fps, flops, rates))
+    x = torch.from_numpy(np.stack(batch)).to(device).permute(0, 4, 1, 2, 3).float().div_(255.0)
+    codes = runner.encode(x)
+    held = (perf.top_ops(lambda: runner.encode(x)) if share[0] < perf.TARGET_SHARE else None,
+            perf.top_ops(lambda: runner.decode(codes)) if share[1] < perf.TARGET_SHARE else None)  # fmt: skip
+    return perf.Efficiency(tuple(str(d).removeprefix("torch.") for d in dtypes), tuple(f / 1e9 for f in flops),
+                           fps, tuple(r / 1e12 for r in rates), share, held)  # fmt: skip
 
 
 def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> BenchResult:
@@ -233,6 +260,8 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> B
         raise UsageError(f"modes must be some of {MODES}")
     check_batch_size(opts.batch_size)
     device = pick_device(opts.device)
+    dtypes = set(resolve_precision(opts.precision, device))  # a UsageError for a bad name, before any work
+    gemm: dict[torch.dtype, list[float]] = {d: [] for d in dtypes}  # same-run GEMM rates, one per video
     models = _load_models(opts)
     cfg = models[0].loaded.model.config
     scorer, note = Scorer.create(opts.lpips, device, opts.vgg_weights)
@@ -263,15 +292,19 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> B
     with tempfile.TemporaryDirectory(prefix="msvq-bench-") as work:
         for n_video, video in enumerate(iterator):
             if n_video == 0:
+                first_batch = [c.frames for c in video.clips[: opts.batch_size]]
                 for m in models:
-                    _warm_up(m, video, opts.batch_size)
+                    _warm_up(m, video, opts.batch_size, opts.precision)
             recons: list[_Reconstruction] = []
             file_bytes: dict[str, int] = {}
             for m in models:
-                recon, stream, file_bytes[m.label] = _msvq_video(m, video, opts.modes, opts.batch_size, device)
+                recon, stream, file_bytes[m.label] = _msvq_video(m, video, opts.modes, opts.batch_size, device,
+                                                                 opts.precision)  # fmt: skip
                 recons.append(recon)
                 if "per-video" in opts.modes:
                     streams.append(stream)
+            for dtype in gemm:  # beside each video's timings, so that a busy machine slows both alike
+                gemm[dtype].append(perf.gemm_rate(dtype, device, seconds=0.3))
             videos.append(VideoRecord(
                 video.path, video.source_bytes, video.frame_count, len(video.clips), len(video.selected),
                 sum(c.real_frames for c in video.selected), file_bytes,
@@ -293,9 +326,18 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> B
     clips = [r for r in clips if r.system not in failed]
     streams = [r for r in streams if r.system not in failed]
     summary = summarize(clips, streams, cfg)
+    efficiency = [_efficiency(m, opts.precision, device, gemm, first_batch) for m in models]
+    notes.append("same-run GEMM rate (msvq_codec.perf.gemm_rate, median of one per video): " + ", ".join(
+        f"{str(d).removeprefix('torch.')} {statistics.median(r) / 1e12:.3f} TFLOP/s" for d, r in gemm.items()))
+    for m, e in zip(models, efficiency):
+        for direction, held in zip(("encode", "decode"), e.held_back):
+            if held:
+                notes.append(f"{m.label} {direction} is under {perf.TARGET_SHARE:.0%} of the GEMM rate; one batch "
+                             f"spends its time on: {held}")  # fmt: skip
     result = BenchResult(
         settings=_settings(opts, device, models, crfs, ffmpeg, scorer),
-        videos=videos, models=[_model_record(m, videos) for m in models], clips=clips, streams=streams,
+        videos=videos, models=[_model_record(m, videos, e) for m, e in zip(models, efficiency)], clips=clips,
+        streams=streams,
         summary=summary, bd_rate=bd_rates(summary), notes=notes, showcase=showcase,
     )  # fmt: skip
     result.seconds = time.perf_counter() - started
@@ -405,7 +447,7 @@ def bd_rates(summary: list[Point]) -> list[BDRecord]:
     return out
 
 
-def _model_record(m: _Model, videos: list[VideoRecord]) -> ModelRecord:
+def _model_record(m: _Model, videos: list[VideoRecord], efficiency: perf.Efficiency | None = None) -> ModelRecord:
     cfg = m.loaded.model.config
     source = sum(v.source_bytes for v in videos)
     return ModelRecord(
@@ -426,13 +468,18 @@ def _model_record(m: _Model, videos: list[VideoRecord]) -> ModelRecord:
             "entropy_encode_ms_per_clip": 1e3 * m.coder_encode_s[name] / m.clips if m.clips else None,
             "entropy_decode_ms_per_clip": 1e3 * m.coder_decode_s[name] / m.clips if m.clips else None,
         } for name in CODERS},
+        efficiency=None if efficiency is None else {
+            direction: {"precision": efficiency.precision[i], "gflop_per_frame": efficiency.gflop_per_frame[i],
+                        "model_fps": efficiency.fps[i], "gemm_tflops": efficiency.gemm_tflops[i],
+                        "share_of_gemm": efficiency.share[i], "top_ops": efficiency.held_back[i]}
+            for i, direction in enumerate(("encode", "decode"))},
     )  # fmt: skip
 
 
 def _settings(opts: BenchOptions, device: torch.device, models, crfs, ffmpeg, scorer: Scorer) -> Settings:
     return Settings(
         msvq_version=__version__, inputs=[str(p) for p in opts.inputs], weights=[str(m.path) for m in models],
-        device=str(device), batch_size=opts.batch_size, modes=list(opts.modes),
+        device=str(device), batch_size=opts.batch_size, precision=opts.precision, modes=list(opts.modes),
         include_partial=opts.include_partial, max_clips=opts.max_clips, lpips=scorer.has_lpips,
         peak_memory="torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss (whole process)",
         ffmpeg=ffmpeg_version(ffmpeg) if ffmpeg else None,
