@@ -138,3 +138,19 @@ def test_one_fast_model_per_model_and_precision(tiny):
     assert fast_model(tiny, "bf16") is not a
     assert tiny.enc_bottom[0].weight.dtype == F32  # the reference model is left as it was
     assert tiny.enc_bottom[0].weight.is_contiguous()
+
+
+def test_openmp_waits_passively_unless_the_user_chose(tmp_path):
+    """The msvq command sets OMP_WAIT_POLICY=PASSIVE before torch loads (msvq_codec/runtime.py)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from msvq_codec.runtime import configure_before_torch as c; ok = c(); "
+            "import torch; print(ok, os.environ['OMP_WAIT_POLICY'], c())")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "PASSIVE", "False"]  # and nothing once torch is loaded
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "ACTIVE", "False"]
