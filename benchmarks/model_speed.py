@@ -5,10 +5,10 @@
 Every clip of the inputs (as ``msvq encode`` cuts them) is encoded and decoded by:
 
     reference       MSVQVAE.encode / decode (fp32, the training code)
-    fp32 eager      msvq_codec.model.fast at fp32: channels-last, weights cast once, in-place ReLUs
-    fp32            ... plus oneDNN-fused conv+ReLU and conv+residual (what --precision fp32 runs)
-    bf16 eager      bf16 trunks, eager ops
-    bf16            bf16 trunks, fused ops (--precision bf16; --precision auto decodes this way and encodes fp32)
+    fp32            msvq_codec.model.fast at fp32: channels-last, weights cast once, in-place ReLUs and
+                    residuals, sub-pixel RGB layer, one-addmm code search (--precision fp32)
+    bf16            the same with bf16 trunks (--precision bf16; --precision auto, on a CPU with bf16,
+                    encodes as fp32 and decodes as bf16)
 
 Accuracy, against the reference: the share of indices that differ after encode, and the PSNR between the
 frames (uint8, as written) decoded from the reference's codes. Speed: rounds interleave every variant with a
@@ -66,24 +66,14 @@ def main() -> None:
     flops = flops_per_frame(ref)
     print(f"{len(args.videos)} videos, {x.shape[0]} clips ({frames} frames), batch {args.batch}, "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-          f"bf16 native: {fast.bf16_is_fast()}, fused ops: {fast.fused_ops_available()}")  # fmt: skip
+          f"bf16 native: {fast.bf16_is_fast()}")  # fmt: skip
     print(f"model: {flops.encode / 1e9:.3f} GFLOP/frame to encode, {flops.decode / 1e9:.3f} to decode "
           "(FlopCounterMode, one clip)\n")  # fmt: skip
 
-    def make(precision: Precision, fused: bool) -> FastModel:
-        saved = fast._FUSED[:]
-        fast._FUSED[:] = [fused and fast.fused_ops_available()]
-        try:
-            return FastModel(ref, precision)
-        finally:
-            fast._FUSED[:] = saved
-
-    variants = {
+    variants = {  # name: (model, the dtype its speed is compared in)
         "reference": (ref, F32),
-        "fp32 eager": (make(Precision(F32, F32), False), F32),
-        "fp32": (make(Precision(F32, F32), True), F32),
-        "bf16 eager": (make(Precision(BF16, BF16), False), BF16),
-        "bf16": (make(Precision(BF16, BF16), True), BF16),
+        "fp32": (FastModel(ref, Precision(F32, F32)), F32),
+        "bf16": (FastModel(ref, Precision(BF16, BF16)), BF16),
     }
 
     with torch.inference_mode():

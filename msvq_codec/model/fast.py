@@ -10,8 +10,10 @@ reference (fp32, training's code); this module computes the same functions from 
   (mostly among near-duplicate codebook entries), while a bf16 decode stays far above 45 dB of the fp32 one
   (``benchmarks/model_speed.py`` measures both).
 * channels-last 3D activations (oneDNN's native layout: no reorders between layers), weights cast and laid out
-  once, ReLUs fused into the convolution before them and residual additions into the 1x1 conv of each
-  residual block (oneDNN post-ops, ``torch.ops.mkldnn``; eager ops where those are missing or on CUDA).
+  once, ReLUs and residual additions in place. (oneDNN's fused conv+ReLU and conv+add, ``torch.ops.mkldnn``,
+  measured no faster here, so this stays on public ops.)
+* the decoder's last layer, a transposed conv to 3 channels that oneDNN runs at a fraction of its speed, as
+  the equivalent plain conv to 12 channels and an interleave (``_SubPixel``).
 * the nearest-code search as one ``addmm`` (``|e|^2 - 2 z.e``; ``|z|^2`` does not change the argmin) in
   float32 over row blocks that fit in cache.
 
@@ -68,73 +70,23 @@ def resolve_precision(name: str, device: torch.device | str = "cpu") -> Precisio
 # ---- one convolution, prepared once ---------------------------------------------------------------------
 
 
-def _fused_ops_work() -> bool:
-    """oneDNN's fused convolution ops exist in this torch and agree with eager ops (checked once, on tiny
-    inputs); otherwise eager convolutions and in-place ReLUs are used."""
-    ops = getattr(torch.ops, "mkldnn", None)
-    try:
-        if ops is None or not torch.backends.mkldnn.is_available():
-            return False
-        x = torch.randn(1, 4, 3, 4, 4).contiguous(memory_format=torch.channels_last_3d)
-        w = torch.randn(4, 4, 3, 3, 3).contiguous(memory_format=torch.channels_last_3d)
-        b = torch.randn(4)
-        got = ops._convolution_pointwise(x, w, b, [1, 1, 1], [1, 1, 1], [1, 1, 1], 1, "relu", [None], "")
-        got2 = ops._convolution_pointwise.binary(x, x, w, b, [1, 1, 1], [1, 1, 1], [1, 1, 1], 1, "add", None,
-                                                 "relu", [None], "")  # fmt: skip
-        wt = torch.randn(4, 4, 4, 4, 4).contiguous(memory_format=torch.channels_last_3d)
-        got3 = ops._convolution_transpose_pointwise(x, wt, b, [1, 1, 1], [0, 0, 0], [2, 2, 2], [1, 1, 1], 1,
-                                                    "relu", [None], "")  # fmt: skip
-        want = F.conv3d(x, w, b, padding=1)
-        want3 = F.conv_transpose3d(x, wt, b, stride=2, padding=1).relu()
-        return (torch.allclose(got, want.relu(), atol=1e-4) and torch.allclose(got2, (want + x).relu(), atol=1e-4)
-                and torch.allclose(got3, want3, atol=1e-4))  # fmt: skip
-    except (RuntimeError, AttributeError, TypeError, NotImplementedError):
-        return False
-
-
-_FUSED: list[bool] = []  # the check's result, once per process
-
-
-def fused_ops_available() -> bool:
-    if not _FUSED:
-        _FUSED.append(_fused_ops_work())
-    return _FUSED[0]
-
-
 class _Conv:
-    """A Conv3d or ConvTranspose3d with its weights cast to ``dtype`` and channels-last, and an optional ReLU
-    (and residual addition) fused after it."""
+    """A Conv3d or ConvTranspose3d with its weights cast to ``dtype`` and laid out channels-last once, then an
+    optional in-place ReLU (and residual addition)."""
 
-    def __init__(self, conv: nn.Conv3d | nn.ConvTranspose3d, dtype: torch.dtype, device: torch.device,
-                 relu: bool, fused: bool):  # fmt: skip
+    def __init__(self, conv: nn.Conv3d | nn.ConvTranspose3d, dtype: torch.dtype, device: torch.device, relu: bool):
         self.transposed = isinstance(conv, nn.ConvTranspose3d)
         fmt = torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
         self.weight = conv.weight.detach().to(device, dtype).contiguous(memory_format=fmt)
         self.bias = None if conv.bias is None else conv.bias.detach().to(device, dtype)
-        self.stride, self.padding = list(conv.stride), list(conv.padding)
-        self.output_padding = list(conv.output_padding) if self.transposed else None
+        self.stride, self.padding = conv.stride, conv.padding
+        self.output_padding = conv.output_padding if self.transposed else None
         if any(d != 1 for d in conv.dilation) or conv.groups != 1:
             raise ValueError("only dense, undilated convolutions are supported")  # not in this architecture
         self.dtype, self.relu = dtype, relu
-        self.fused = fused and device.type == "cpu"
 
     def __call__(self, x: Tensor, residual: Tensor | None = None, relu_after_residual: bool = False) -> Tensor:
         """conv(x), then ReLU (``relu``); with ``residual``: conv(x) + residual, then ReLU if asked."""
-        ops = torch.ops.mkldnn
-        if self.fused:
-            if residual is not None:
-                return ops._convolution_pointwise.binary(
-                    x, residual, self.weight, self.bias, self.padding, self.stride, [1, 1, 1], 1, "add", None,
-                    "relu" if relu_after_residual else None, [None], "",
-                )  # fmt: skip
-            attr = "relu" if self.relu else "none"
-            if self.transposed:
-                return ops._convolution_transpose_pointwise(
-                    x, self.weight, self.bias, self.padding, self.output_padding, self.stride, [1, 1, 1], 1, attr,
-                    [None], "",
-                )  # fmt: skip
-            return ops._convolution_pointwise(x, self.weight, self.bias, self.padding, self.stride, [1, 1, 1], 1,
-                                              attr, [None], "")  # fmt: skip
         if self.transposed:
             y = F.conv_transpose3d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding)
         else:
@@ -148,11 +100,11 @@ class _Conv:
 class _Residual:
     """x + conv1x1(relu(conv3x3x3(relu(x)))), optionally followed by a ReLU (the last block of a stack)."""
 
-    def __init__(self, block: ResBlock3d, dtype: torch.dtype, device: torch.device, fused: bool):
+    def __init__(self, block: ResBlock3d, dtype: torch.dtype, device: torch.device):
         relu1, conv_a, relu2, conv_b = block.body
         assert isinstance(relu1, nn.ReLU) and isinstance(relu2, nn.ReLU)
-        self.conv_a = _Conv(conv_a, dtype, device, relu=True, fused=fused)
-        self.conv_b = _Conv(conv_b, dtype, device, relu=False, fused=fused)
+        self.conv_a = _Conv(conv_a, dtype, device, relu=True)
+        self.conv_b = _Conv(conv_b, dtype, device, relu=False)
         self.relu_after = False
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -212,10 +164,10 @@ def _relu(x: Tensor) -> Tensor:
     return x.relu_()  # only ever applied to a tensor a previous step just made
 
 
-def compile_stack(module: nn.Module, dtype: torch.dtype, device: torch.device, fused: bool,
+def compile_stack(module: nn.Module, dtype: torch.dtype, device: torch.device,
                   last: Callable[[nn.Module], Step] | None = None) -> list[Step]:  # fmt: skip
-    """Flatten nested Sequentials of convs, ReLUs and residual blocks into steps, each ReLU fused into the step
-    before it. ``last`` makes the step of the final layer, if given."""
+    """Flatten nested Sequentials of convs, ReLUs and residual blocks into steps, each ReLU applied in place
+    by the step before it. ``last`` makes the step of the final layer, if given."""
     layers: list[nn.Module] = []
 
     def flatten(m: nn.Module) -> None:
@@ -239,9 +191,9 @@ def compile_stack(module: nn.Module, dtype: torch.dtype, device: torch.device, f
         elif i == len(layers) - 1 and last is not None:
             steps.append(last(layer))
         elif isinstance(layer, (nn.Conv3d, nn.ConvTranspose3d)):
-            steps.append(_Conv(layer, dtype, device, relu=False, fused=fused))
+            steps.append(_Conv(layer, dtype, device, relu=False))
         elif isinstance(layer, ResBlock3d):
-            steps.append(_Residual(layer, dtype, device, fused))
+            steps.append(_Residual(layer, dtype, device))
         else:
             raise TypeError(f"no fast path for {type(layer).__name__}")
     return steps  # type: ignore[return-value]
@@ -264,19 +216,18 @@ class FastModel:
         self.config = config = model.config
         self.device = device = torch.device(device) if device is not None else next(model.parameters()).device
         self.precision = precision
-        fused = device.type == "cpu" and fused_ops_available()
         enc, dec = precision
         self.cl = device.type == "cpu"
-        self.enc_bottom = compile_stack(model.enc_bottom, enc, device, fused)
+        self.enc_bottom = compile_stack(model.enc_bottom, enc, device)
         self.two_levels = config.levels == 2
         f32 = torch.float32
         if self.two_levels:
-            self.enc_top = compile_stack(model.enc_top, enc, device, fused)
-            self.pre_quant_top = _Conv(model.pre_quant_top, f32, device, relu=False, fused=fused)
-            self.dec_top = compile_stack(model.dec_top, enc, device, fused)
-            self.upsample_top = compile_stack(model.upsample_top, dec, device, fused)
-        self.pre_quant_bottom = _Conv(model.pre_quant_bottom, f32, device, relu=False, fused=fused)
-        self.decoder = compile_stack(model.decoder, dec, device, fused, last=self._final_layer)
+            self.enc_top = compile_stack(model.enc_top, enc, device)
+            self.pre_quant_top = _Conv(model.pre_quant_top, f32, device, relu=False)
+            self.dec_top = compile_stack(model.dec_top, enc, device)
+            self.upsample_top = compile_stack(model.upsample_top, dec, device)
+        self.pre_quant_bottom = _Conv(model.pre_quant_bottom, f32, device, relu=False)
+        self.decoder = compile_stack(model.decoder, dec, device, last=self._final_layer)
         self.codebooks = {}
         for level in ("top", "bottom") if self.two_levels else ("bottom",):
             embed = getattr(model, f"quantizer_{level}").embed.detach().to(device, f32).contiguous()
@@ -290,7 +241,7 @@ class FastModel:
                 return _SubPixel(layer, torch.float32, self.device, offset=PIXEL_OFFSET)
             except ValueError:
                 pass
-        conv = _Conv(layer, torch.float32, self.device, relu=False, fused=False)
+        conv = _Conv(layer, torch.float32, self.device, relu=False)
         return lambda x: conv(x.float()).add_(PIXEL_OFFSET)
 
     def _layout(self, x: Tensor, dtype: torch.dtype) -> Tensor:
