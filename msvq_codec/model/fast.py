@@ -2,13 +2,12 @@
 reference (fp32, training's code); this module computes the same functions from the same weights with:
 
 * precision per direction. ``fp32``: everything in float32 (indices equal the reference's but for rounding
-  ties). ``bf16``: the convolution trunks in bfloat16 (AVX512-BF16 / AMX doubles a CPU's FLOP rate); the
-  pre-quantisation convs, the nearest-code search and the decoder's last (3-channel) conv stay float32, so the
-  codes are chosen and the pixels produced at full precision. ``auto``: on a CPU with bf16 arithmetic, fp32 to
-  encode and bf16 to decode, elsewhere fp32 for both. Encoding stays fp32 under ``auto`` because bf16
-  activations move enough encoder outputs across a Voronoi boundary to change several percent of the indices
-  (mostly among near-duplicate codebook entries), while a bf16 decode stays far above 45 dB of the fp32 one
-  (``benchmarks/model_speed.py`` measures both).
+  ties). ``bf16``: the convolutions in bfloat16 (AVX512-BF16 / AMX doubles a CPU's FLOP rate), but the
+  pre-quantisation convs and the nearest-code search stay float32, so codes are chosen at full precision.
+  ``auto``: on a CPU with bf16 arithmetic, fp32 to encode and bf16 to decode, elsewhere fp32 for both.
+  Encoding stays fp32 under ``auto`` because bf16 activations move enough encoder outputs across a Voronoi
+  boundary to change several percent of the indices (mostly among near-duplicate codebook entries), while a
+  bf16 decode stays far above 45 dB of the fp32 one (``benchmarks/model_speed.py`` measures both).
 * channels-last 3D activations (oneDNN's native layout: no reorders between layers), weights cast and laid out
   once, ReLUs and residual additions in place. (oneDNN's fused conv+ReLU and conv+add, ``torch.ops.mkldnn``,
   measured no faster here, so this stays on public ops.)
@@ -234,15 +233,20 @@ class FastModel:
             self.codebooks[level] = (embed, embed.t().contiguous(), embed.pow(2).sum(1))  # [K, d], [d, K], [K]
 
     def _final_layer(self, layer: nn.Module) -> Step:
-        """The decoder's last conv (to RGB) in float32 with PIXEL_OFFSET in its bias: a sub-pixel conv for a
-        transposed conv, else a plain one."""
+        """The decoder's last conv (to RGB): a sub-pixel conv for a transposed conv, else a plain one, in the
+        decode dtype, returning float32 with PIXEL_OFFSET added (in the bias where that is float32: in bf16
+        the offset would round to 1/256)."""
+        dtype = self.precision.decode
         if isinstance(layer, nn.ConvTranspose3d):
             try:
-                return _SubPixel(layer, torch.float32, self.device, offset=PIXEL_OFFSET)
+                if dtype == torch.float32:
+                    return _SubPixel(layer, dtype, self.device, offset=PIXEL_OFFSET)
+                sub = _SubPixel(layer, dtype, self.device)
+                return lambda x: sub(x).float().add_(PIXEL_OFFSET)
             except ValueError:
                 pass
-        conv = _Conv(layer, torch.float32, self.device, relu=False)
-        return lambda x: conv(x.float()).add_(PIXEL_OFFSET)
+        conv = _Conv(layer, dtype, self.device, relu=False)
+        return lambda x: conv(x).float().add_(PIXEL_OFFSET)
 
     def _layout(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         x = x.to(dtype)
