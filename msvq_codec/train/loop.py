@@ -363,7 +363,7 @@ def train(
                     "lr": scheduler.get_last_lr()[0],
                     "grad_norm": float(grad_norm),
                     **codebook_stats(model, out.codes),
-                    "total_steps": total_steps,
+                    "total_steps": phase_start + total_steps,  # where this phase ends
                     "sec": time.monotonic() - t0,
                 }
                 log_file.write(json.dumps(record) + "\n")
