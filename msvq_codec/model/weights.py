@@ -135,7 +135,7 @@ class _AllocationBudget(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def build_model(path: Path, config: ModelConfig, state: dict[str, torch.Tensor], device: str = "cpu") -> MSVQVAE:
+def build_model(path: Path, config: ModelConfig, state: dict[str, torch.Tensor]) -> MSVQVAE:
     """The model ``config`` describes, built within what the file's tensors could fill: a crafted config
     (negative or huge widths, a million residual blocks) is a WeightsError, not a crash, a hang or a swap."""
     blocks = config.n_res_blocks
@@ -143,7 +143,7 @@ def build_model(path: Path, config: ModelConfig, state: dict[str, torch.Tensor],
         raise WeightsError(f"{path}: malformed weights (n_res_blocks {blocks!r} for {len(state)} tensors)")
     budget = 2 * sum(t.numel() for t in state.values()) + (1 << 20)  # the model, and its init's temporaries
     try:
-        with _AllocationBudget(budget), torch.device(device):
+        with _AllocationBudget(budget):
             return MSVQVAE(config)
     except WeightsError as err:
         raise WeightsError(f"{path}: malformed weights ({err})") from None
@@ -164,12 +164,12 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> Loaded
         state = load_file(str(path))
     except (MsvqError, SafetensorError, ValueError, TypeError, OSError) as err:
         raise WeightsError(f"{path}: malformed weights ({err})") from None
-    model = build_model(path, config, state, device="meta")  # shapes only: the file's tensors are assigned below
+    model = build_model(path, config, state)
     mid = model_id(config, state, model.decoder_state_keys())
     if mid.hex() != meta.get("msvq_model_id"):
         raise WeightsError(f"{path}: tensors do not match the recorded model ID (file altered or corrupt)")
     try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, assign=True)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as err:
         raise WeightsError(f"{path}: tensors do not fit the recorded config ({str(err).splitlines()[0]})") from None
     provenance = json.loads(meta.get("provenance") or "{}")
