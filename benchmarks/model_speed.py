@@ -1,6 +1,6 @@
 """Model speed against the machine's GEMM rate, and what each fast path changes, on real clips.
 
-    python benchmarks/model_speed.py VIDEO... [--rounds 3] [--batch 4] [--threads N] [--profile]
+    python benchmarks/model_speed.py VIDEO... [--rounds 3] [--batch 4] [--threads N] [--profile] [--compile]
 
 Every clip of the inputs (as ``msvq encode`` cuts them) is encoded and decoded by:
 
@@ -55,6 +55,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops per variant")
+    ap.add_argument("--compile", action="store_true",
+                    help="also torch.compile (inductor, freezing) the fp32 encode and the bf16 decode: the first "
+                         "call's time (compiling) and the compiled speed against eager, interleaved")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -67,6 +70,7 @@ def main() -> None:
     print(f"{len(args.videos)} videos, {x.shape[0]} clips ({frames} frames), batch {args.batch}, "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
           f"bf16 native: {fast.bf16_is_fast()}")  # fmt: skip
+    print(f"weights: {loaded.path} (model {loaded.model_id.hex()})")
     print(f"model: {flops.encode / 1e9:.3f} GFLOP/frame to encode, {flops.decode / 1e9:.3f} to decode "
           "(FlopCounterMode, one clip)\n")  # fmt: skip
 
@@ -120,6 +124,9 @@ def main() -> None:
                 row += [f"{fps:.1f}", f"{100 * fps * per_frame / peak[dtype]:.0f} % of {str(dtype)[6:]}"]
             print(f"| {name} | {' | '.join(row)} |")
 
+        if args.compile:
+            compiled_speed(variants, x, ref_codes, args.batch, args.rounds)
+
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
 
@@ -130,6 +137,32 @@ def main() -> None:
                         run()
                     print(f"\n{name} {direction}, one batch of {args.batch} clips:")
                     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+
+
+def compiled_speed(variants, x, ref_codes, batch: int, rounds: int) -> None:
+    import torch._inductor.config as inductor
+
+    inductor.freezing = True
+    print("\n| torch.compile | first call (s) | eager frames/s | compiled frames/s |\n|---|---|---|---|")
+    for direction, name in (("encode", "fp32"), ("decode", "bf16")):
+        model = variants[name][0]
+        eager = getattr(model, direction)
+        args = [(x[i : i + batch],) for i in range(0, len(x), batch)] if direction == "encode" else \
+            [(c,) for c in ref_codes]  # fmt: skip
+        t0 = time.perf_counter()
+        compiled = torch.compile(eager)
+        compiled(*args[0])
+        first = time.perf_counter() - t0
+        times: dict[str, list[float]] = {"eager": [], "compiled": []}
+        for _ in range(rounds):
+            for kind, fn in (("eager", eager), ("compiled", compiled)):
+                t0 = time.perf_counter()
+                for a in args:
+                    fn(*a)
+                times[kind].append(time.perf_counter() - t0)
+        frames = x.shape[0] * x.shape[2]
+        print(f"| {name} {direction} | {first:.1f} | {frames / statistics.median(times['eager']):.1f} | "
+              f"{frames / statistics.median(times['compiled']):.1f} |", flush=True)
 
 
 if __name__ == "__main__":
