@@ -403,6 +403,14 @@ def test_mp4_without_ffmpeg_falls_back_with_a_note(tmp_path, no_ffmpeg, capfd):
 
 
 @needs_ffmpeg
+def test_mp4_of_an_odd_size_rounds_up_to_even(tmp_path):
+    frames = make_frames(4, 47, 63)
+    assert write_video(tmp_path / "odd.mp4", frames, fps=16) == 4
+    stream = ffprobe_stream(tmp_path / "odd.mp4")
+    assert (int(stream["width"]), int(stream["height"])) == (64, 48) and stream["pix_fmt"] == "yuv420p"
+
+
+@needs_ffmpeg
 def test_ffmpeg_failure_is_one_line(tmp_path, monkeypatch):
     from msvq_codec.video import write
 
