@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from msvq_codec.errors import InputError, UsageError
+from msvq_codec.errors import InputError, MsvqError, UsageError
 from msvq_codec.video import (
     FOURCCS,
     find_inputs,
@@ -415,7 +415,7 @@ def test_ffmpeg_failure_is_one_line(tmp_path, monkeypatch):
     from msvq_codec.video import write
 
     monkeypatch.setattr(write, "_h264_args", lambda: ["-c:v", "no-such-encoder"])
-    with pytest.raises(OSError, match=r"ffmpeg could not write bad\.mp4 \(exit \d+\): .+") as info:
+    with pytest.raises(MsvqError, match=r"ffmpeg could not write bad\.mp4 \(exit \d+\): .+") as info:
         write_video(tmp_path / "bad.mp4", make_frames(4), fps=16)
     assert "\n" not in str(info.value)
 

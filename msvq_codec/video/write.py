@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from msvq_codec.errors import UsageError
+from msvq_codec.errors import MsvqError, UsageError
 from msvq_codec.video.read import resize_frame
 
 FRAMES = "frames"  # the kind of a path with no suffix: a folder of numbered PNGs
@@ -74,7 +74,7 @@ def write_video(path, frames: Iterable[np.ndarray], fps: float, size: tuple[int,
     ``size=(W, H)`` resizes every frame (bicubic) before writing; otherwise all frames must share the
     first frame's size. Writes exactly to ``path``; a PNG folder (``000000.png`` ...) is created if need be.
     ValueError for no frames or a malformed frame; UsageError for a bad path, fps or size, or for a lossless
-    ``.mkv`` that cannot be written here; OSError when the encoder fails.
+    ``.mkv`` that cannot be written here; MsvqError (one line) when the encoder fails.
     """
     kind = output_kind(path)
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) \
@@ -202,7 +202,7 @@ def _even(frame: np.ndarray) -> tuple[int, int]:
 def _write_ffmpeg(path: Path, frames, fps: float, codec_args: list[str], even: bool = False) -> int:
     """Pipe raw RGB frames into ffmpeg, which encodes them to ``path`` (the muxer chosen by its suffix).
 
-    ffmpeg's messages go to a temporary file (a pipe could fill and stall it); a failure is an OSError with
+    ffmpeg's messages go to a temporary file (a pipe could fill and stall it); a failure is a MsvqError with
     ffmpeg's last line. The process never outlives this call, whatever happens to the caller.
     """
     proc, n, size = None, 0, None
@@ -236,7 +236,7 @@ def _write_ffmpeg(path: Path, frames, fps: float, codec_args: list[str], even: b
         if code != 0:
             log.seek(0)
             lines = log.read().decode(errors="replace").strip().splitlines()
-            raise OSError(f"ffmpeg could not write {path.name} (exit {code}): {lines[-1] if lines else 'no message'}")
+            raise MsvqError(f"ffmpeg could not write {path.name} (exit {code}): {lines[-1] if lines else 'no message'}")
     return n
 
 
@@ -278,4 +278,4 @@ def _open_writer(path: Path, kind: str, fps: float, size: tuple[int, int], fourc
             "cannot write a lossless .mkv here: neither ffmpeg (with FFV1) nor OpenCV's FFV1 writer is available; "
             "install ffmpeg, or write .npy or PNG frames"
         )
-    raise OSError(f"OpenCV could not open a {fourcc} writer for {path}")
+    raise MsvqError(f"OpenCV could not open a {fourcc} writer for {path}")
