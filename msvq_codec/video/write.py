@@ -9,7 +9,7 @@ What each output keeps:
 * ``.mp4``: H.264 (libx264, yuv420p, CRF ``H264_CRF``, BT.601 tagged, ``+faststart``), which browsers play,
   written by ffmpeg through a pipe of raw frames when ffmpeg with libx264 is on PATH. Otherwise OpenCV's MPEG-4
   Part 2 (``mp4v``, which browsers do not play), with a one-line note on stderr. Lossy either way: 4:2:0
-  chroma alone limits a 64x64 output to about 38 dB against the exact frames.
+  chroma alone limits a 64x64 output to about 39 dB against the exact frames.
 * ``.avi``: Motion JPEG through OpenCV (lossy).
 
 The lossy codecs want even frame sizes, so for them an odd width or height is rounded up to the next even
@@ -40,8 +40,8 @@ FOURCCS = {".mp4": ("mp4v",), ".avi": ("MJPG",), ".mkv": ("FFV1",)}  # OpenCV's 
 LOSSLESS_KINDS = (".mkv", ".npy", FRAMES)
 
 # H.264 for .mp4, chosen with benchmarks/mp4_quality.py (figures in benchmarks/README.md): against the exact
-# decode, CRF 10 is within about 1.3 dB of what 4:2:0 chroma itself allows at 64x64; "veryfast" costs 0.3 dB
-# against "medium" and is 2-3x faster, which matters for --size source. CRF 0 would switch x264 to the
+# decode, CRF 10 is within about 2 dB of what 4:2:0 chroma itself allows; "veryfast" costs 0.4-0.7 dB against
+# "medium" and is 2.5x faster, which matters for --size source. CRF 0 would switch x264 to the
 # lossless High 4:4:4 Predictive profile, which browsers do not play, so the CRF stays at 1 or more.
 H264_CRF = 10
 H264_PRESET = "veryfast"
