@@ -9,7 +9,7 @@ of a video as one stream) at one CRF (classic codecs; None for msvq).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,18 +24,29 @@ class Series(NamedTuple):
     crf: int | None  # None for msvq
 
 
-@dataclass(frozen=True)
-class Bits:
-    """The rate of one stream: its file's bits (for msvq: the context-coded file, what msvq encode writes), and for
-    msvq the DEFLATE and zstd files', the paper's formula's, each coder's stream bits per level and the entropy
-    model's ideal code length per level (-log2 p of the indices under its integer tables)."""
+@dataclass(frozen=True, kw_only=True)
+class CoderRates:
+    """msvq's rates beside its file's bits: the DEFLATE and zstd files', the paper's formula's, each coder's
+    stream bits per level and the entropy model's ideal code length per level (-log2 p of the indices under its
+    integer tables). None for classic codecs, and for a clip in per-video mode."""
 
-    bits: int | None  # None: no stream of its own (a clip in per-video mode)
     bits_deflate: int | None = None
     paper_bits: float | None = None  # sum over levels of N log2 K, over the stream's (padded) clips
     bits_zstd: int | None = None
     level_bits: dict[str, list[int]] | None = None  # per coder (CODERS), per level (coarse first): stream bits
     ideal_bits: list[float] | None = None  # per level: the context model's -log2 p
+
+    def coder_rates(self) -> dict[str, Any]:
+        """These fields by name, to pass on to a record."""
+        return {f.name: getattr(self, f.name) for f in fields(CoderRates)}
+
+
+@dataclass(frozen=True)
+class Bits(CoderRates):
+    """The rate of one stream: its file's bits (for msvq: the context-coded file, what msvq encode writes), and
+    for msvq the other rates of ``CoderRates``."""
+
+    bits: int | None  # None: no stream of its own (a clip in per-video mode)
 
 
 NO_BITS = Bits(None)
@@ -54,7 +65,7 @@ class _OfSeries:
 
 
 @dataclass(frozen=True)
-class ClipRecord(_OfSeries):
+class ClipRecord(CoderRates, _OfSeries):
     """One evaluated clip as one system coded it in one mode: its distortion, and in per-clip mode its bits."""
 
     video: str
@@ -64,26 +75,16 @@ class ClipRecord(_OfSeries):
     ssim: float
     lpips: float | None  # None without VGG16 weights
     bits: int | None  # per-video mode: None (the video's stream is a StreamRecord)
-    bits_deflate: int | None = None
-    paper_bits: float | None = None
-    bits_zstd: int | None = None
-    level_bits: dict[str, list[int]] | None = None
-    ideal_bits: list[float] | None = None
 
 
 @dataclass(frozen=True)
-class StreamRecord(_OfSeries):
+class StreamRecord(CoderRates, _OfSeries):
     """The per-video stream of one video's evaluated clips, as one system coded it (mode "per-video")."""
 
     video: str
     clips: int
     frames: int
     bits: int
-    bits_deflate: int | None = None
-    paper_bits: float | None = None
-    bits_zstd: int | None = None
-    level_bits: dict[str, list[int]] | None = None
-    ideal_bits: list[float] | None = None
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,9 @@ def _bits(
     header, data = files["context"]
     level_bits = {name: [8 * len(s) for s in read_bytes(f).streams] for name, (_, f) in files.items()}
     ideal = [coder.ideal_bits(a) for coder, a in zip(entropy_model(m.loaded)[1], sliced)]
-    bits = Bits(8 * len(data), 8 * len(files["deflate"][1]), header.paper_bpp * _padded_pixels(header),
-                8 * len(files["zstd"][1]), level_bits, ideal)  # fmt: skip
+    bits = Bits(8 * len(data), bits_deflate=8 * len(files["deflate"][1]),
+                paper_bits=header.paper_bpp * _padded_pixels(header), bits_zstd=8 * len(files["zstd"][1]),
+                level_bits=level_bits, ideal_bits=ideal)  # fmt: skip
     return bits, data
 
 
@@ -368,8 +369,7 @@ def _classic_video(
 def _stream(system: str, kind: str, crf: int | None, video: Video, bits: Bits) -> StreamRecord:
     frames = sum(c.real_frames for c in video.selected)
     return StreamRecord(system, kind, "per-video", crf, video.path, len(video.selected), frames, bits.bits,
-                        bits.bits_deflate, bits.paper_bits, bits.bits_zstd, bits.level_bits,
-                        bits.ideal_bits)  # fmt: skip
+                        **bits.coder_rates())  # fmt: skip
 
 
 def _score(scorer: Scorer, video: Video, recons: list[_Reconstruction], showcase: list | None) -> list[ClipRecord]:
@@ -387,8 +387,7 @@ def _score(scorer: Scorer, video: Video, recons: list[_Reconstruction], showcase
                 bits = r.bits[i] if r.bits is not None and mode == "per-clip" else NO_BITS
                 out.append(ClipRecord(
                     r.system, r.kind, mode, r.crf, video.path, clip.index, clip.real_frames, metrics["psnr"],
-                    metrics["ssim"], metrics["lpips"], bits.bits, bits.bits_deflate, bits.paper_bits, bits.bits_zstd,
-                    bits.level_bits, bits.ideal_bits,
+                    metrics["ssim"], metrics["lpips"], bits.bits, **bits.coder_rates(),
                 ))  # fmt: skip
     return out
 
