@@ -131,6 +131,8 @@ class TrainConfig:
     val_every: int = 1  # validate every this many epochs
     # --- numerics ---
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 with gradient scaling)
+    channels_last: bool = False  # model and clips in channels-last 3D memory (NDHWC), the layout GPU tensor
+    # cores convolve natively; off on CPUs, where training does not use it (see benchmarks/gpu/burst.py)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form provenance notes (data path, split)
 
     def __post_init__(self) -> None:

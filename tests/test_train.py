@@ -246,3 +246,17 @@ def test_resume_and_init_from_exclude_each_other(data_dir, tmp_path):
     first = run(data_dir, tmp_path / "first", steps=1)
     with pytest.raises(UsageError):
         run(data_dir, tmp_path / "second", steps=1, resume=first, init_from=first)
+
+
+def test_channels_last_trains_the_same_function_and_exports_plain_weights(data_dir, tmp_path):
+    run(data_dir, tmp_path / "plain", steps=3, amp=False)
+    last = run(data_dir, tmp_path / "cl", steps=3, amp=False, channels_last=True)
+    losses = [[r["loss"] for r in records(tmp_path / name) if "loss" in r] for name in ("plain", "cl")]
+    assert np.allclose(losses[0], losses[1], rtol=1e-4), losses  # the same maths in another memory layout
+    state = load_checkpoint(last)["model"]
+    conv = state["enc_bottom.0.weight"]  # [out, in, t, h, w]
+    assert conv.is_contiguous(memory_format=torch.channels_last_3d) and not conv.is_contiguous()
+    export(last, tmp_path / "w.safetensors")
+    for name, tensor in load_weights(tmp_path / "w.safetensors").model.state_dict().items():
+        expected = state[name].half().float() if state[name].is_floating_point() else state[name]
+        assert tensor.is_contiguous() and torch.equal(tensor.to(expected.dtype), expected), name

@@ -240,6 +240,8 @@ def train(
             quantizer.resync_ema()
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
+    memory_format = torch.channels_last_3d if config.channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
     for quantizer in (m for m in model.modules() if hasattr(m, "dead_fraction")):
         quantizer.dead_fraction = config.dead_code_fraction
     perceptual = (
@@ -331,7 +333,7 @@ def train(
             )
             for clips in loader:
                 t0 = time.monotonic()
-                clips = clips.to(device, non_blocking=True)
+                clips = clips.to(device, non_blocking=True, memory_format=memory_format)  # [b, 3, T, H, W]
                 with _autocast(device, config.amp):
                     out = net(clips)
                     recon_loss = F.mse_loss(out.recon.float(), clips)
