@@ -408,6 +408,7 @@ def train(
     workers: Optional[int] = typer.Option(None, help="DataLoader worker processes."),
     device: Device = "auto",
     no_amp: bool = typer.Option(False, "--no-amp", help="Full fp32 (no bf16/fp16 autocast)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="NDHWC memory (about 10 % faster on a GPU)."),
     vgg_weights: Optional[Path] = typer.Option(None, help="VGG16 weights file (else the cache; see fetch-vgg)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Prepared-frame cache (default: <run-dir>/../cache)."),
     resume: Optional[Path] = typer.Option(None, help="Continue exactly from this checkpoint (its own recipe)."),
@@ -433,7 +434,7 @@ def train(
         warmup_steps=warmup_steps, grad_clip=grad_clip, weight_ema=weight_ema, dead_code_fraction=dead_code_fraction,
         batch_size=batch_size, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
         checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes, augment=augment, seed=seed,
-        workers=workers,
+        workers=workers, channels_last=channels_last or None,
     )  # fmt: skip
     overrides = {name: value for name, value in given.items() if value is not None}
     train_config = train_recipe(
