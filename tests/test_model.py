@@ -1,13 +1,16 @@
 """The MS-VQ-VAE network: sizes, shapes, the coding path, and the EMA quantiser."""
 
 import dataclasses
+import threading
+from pathlib import Path
 
 import pytest
 import torch
 
+import msvq_codec
 from msvq_codec.config import ModelConfig, model_preset
 from msvq_codec.model import MSVQVAE, count_parameters
-from msvq_codec.model.layers import stride_steps
+from msvq_codec.model.layers import stride_steps, to_be_loaded
 from msvq_codec.model.quantizer import EMAQuantizer
 
 
@@ -159,3 +162,60 @@ def test_resync_makes_ema_sums_agree_with_the_codebook():
     total = q.cluster_size.sum()
     smoothed = (q.cluster_size + q.eps) / (total + 16 * q.eps) * total
     assert torch.allclose(q.embed_avg / smoothed[:, None], q.embed, atol=1e-6)
+
+
+# ---- random initialisation: for training always; skipped only while weights are being loaded -------------
+
+
+def _conv_weights(model: MSVQVAE) -> list[torch.Tensor]:
+    return [m.weight for m in model.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))]
+
+
+def test_a_model_built_for_training_gets_torchs_random_initialisation():
+    cfg = model_preset("tiny")
+    torch.manual_seed(0)
+    a = MSVQVAE(cfg)
+    torch.manual_seed(0)
+    again = MSVQVAE(cfg)
+    torch.manual_seed(1)
+    b = MSVQVAE(cfg)
+    for wa, wagain, wb in zip(_conv_weights(a), _conv_weights(again), _conv_weights(b)):
+        assert wa.abs().min() > 0  # every weight drawn (kaiming uniform), none left as allocated
+        assert torch.equal(wa, wagain) and not torch.equal(wa, wb)  # and from the seed
+
+
+def test_to_be_loaded_skips_only_the_init_and_only_inside_the_block(monkeypatch):
+    calls = []
+    real = torch.nn.init.kaiming_uniform_
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", lambda t, *a, **k: calls.append(t) or real(t, *a, **k))
+    cfg = model_preset("tiny")
+    with to_be_loaded():
+        model = MSVQVAE(cfg)
+    # msvq's own conv layers skipped theirs; vqvae's two 1x1 projections (plain nn.Conv3d, 0.4 % of the
+    # default model's parameters) still draw
+    plain = [m for m in model.modules() if type(m) in (torch.nn.Conv3d, torch.nn.ConvTranspose3d)]
+    assert len(calls) == len(plain) == 2
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        with to_be_loaded():
+            raise RuntimeError("a failed build")
+    fresh = MSVQVAE(cfg)  # after the block, even one left by an error: the normal init again
+    assert len(calls) == len(_conv_weights(fresh))
+
+
+def test_to_be_loaded_does_not_reach_another_thread():
+    """A training run in another thread (or a DataLoader's) never builds an uninitialised model."""
+    built = []
+    with to_be_loaded():
+        thread = threading.Thread(target=lambda: built.append(MSVQVAE(model_preset("tiny"))))
+        thread.start()
+        thread.join()
+    assert all(w.abs().min() > 0 for w in _conv_weights(built[0]))
+
+
+def test_only_weight_loading_builds_uninitialised_models():
+    """The uninitialised build is for a model whose every tensor a file replaces at once (load_weights, strict
+    load_state_dict); training builds its model with MSVQVAE(config) and never uses it."""
+    package = Path(msvq_codec.__file__).parent
+    users = {p.relative_to(package).as_posix() for p in package.rglob("*.py") if "to_be_loaded" in p.read_text()}
+    assert users == {"model/layers.py", "model/weights.py"}

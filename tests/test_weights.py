@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from msvq_codec.config import ModelConfig, model_preset
 from msvq_codec.errors import UsageError, WeightsError
 from msvq_codec.model import MSVQVAE
-from msvq_codec.model.weights import load_weights, read_metadata, save_weights
+from msvq_codec.model.weights import find_weights, load_weights, model_id, read_metadata, save_weights
 
 
 @pytest.fixture
@@ -99,3 +99,45 @@ def test_config_json_round_trip_and_validation():
         ModelConfig.from_json('{"no_such_field": 1}')
     with pytest.raises(UsageError):
         model_preset("huge")
+
+
+def _loaded_the_old_way(path):
+    """What load_weights did before it skipped the random init and the copy: a model built for training,
+    the file's tensors copied into it."""
+    state = load_file(str(path))
+    model = MSVQVAE(ModelConfig.from_json(read_metadata(path)["msvq_config"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.eval()
+
+
+@pytest.mark.parametrize("which", ["tiny", "shipped"])
+def test_loading_gives_the_files_tensors_bit_for_bit_and_the_same_model_id(tiny, which):
+    path = tiny[1] if which == "tiny" else find_weights()[0]
+    if not path.is_file():
+        pytest.skip(f"no weights at {path}")
+    loaded = load_weights(path)
+    old = _loaded_the_old_way(path)
+    state, stored = loaded.model.state_dict(), load_file(str(path))
+    assert state.keys() == old.state_dict().keys() == stored.keys()
+    for key, tensor in old.state_dict().items():  # every tensor the file's: none left uninitialised
+        assert state[key].dtype == tensor.dtype and torch.equal(state[key], tensor), key
+        assert torch.equal(state[key], stored[key].float() if stored[key].is_floating_point() else stored[key])
+    assert loaded.model_id.hex() == read_metadata(path)["msvq_model_id"]
+    assert loaded.model_id == model_id(old.config, stored, old.decoder_state_keys())
+    assert all(p.requires_grad for p in loaded.model.parameters())  # parameters still, though assigned
+    if which == "tiny":
+        x = torch.rand(1, 3, 32, 64, 64)
+        assert all(torch.equal(a, b) for a, b in zip(loaded.model.encode(x).by_level(), old.encode(x).by_level()))
+
+
+def test_tensors_stored_in_other_dtypes_load_as_the_models_own(tiny, tmp_path):
+    """Cast to the model's dtypes as copying into it did: a float64 weight, integer counts, a float flag."""
+    _, path, _ = tiny
+    meta, state = read_metadata(path), load_file(str(path))
+    state["enc_bottom.0.weight"] = state["enc_bottom.0.weight"].double()
+    state["quantizer_bottom.cluster_size"] = state["quantizer_bottom.cluster_size"].round().int()
+    state["quantizer_bottom.initialized"] = state["quantizer_bottom.initialized"].float()
+    odd = tmp_path / "odd.safetensors"
+    save_file(state, str(odd), metadata=meta)  # none of these is a decoder tensor: the model ID holds
+    loaded, old = load_weights(odd).model.state_dict(), _loaded_the_old_way(odd).state_dict()
+    assert all(loaded[k].dtype == v.dtype and torch.equal(loaded[k], v) for k, v in old.items())

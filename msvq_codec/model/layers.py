@@ -3,11 +3,51 @@
 Every tensor here is laid out ``[b, c, t, h, w]``. A stride is a (t, h, w) triple of 1, 2 or 4; a stride
 of 4 is built from two stride-2 steps so every step uses the same kernel shape (4 where it strides, 3
 where it does not), which keeps sizes exact: out = in / stride.
+
+The convolutions are ``Conv3d``/``ConvTranspose3d`` below: torch's, except that inside ``to_be_loaded()``
+they skip their random initialisation. A model built only to receive a ``state_dict`` (loading a weights
+file, ``msvq_codec.model.weights``) would otherwise draw kaiming-uniform values for every weight, about
+0.05 s of a single-file command's start-up, and then overwrite them all.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+
 from torch import Tensor, nn
+
+# True only while weights.py builds a model whose every tensor the file's state_dict replaces: a context
+# variable, so that it never leaks into another thread's (a training run's) model, and is reset on error.
+_TO_BE_LOADED: ContextVar[bool] = ContextVar("msvq_to_be_loaded", default=False)
+
+
+@contextmanager
+def to_be_loaded() -> Iterator[None]:
+    """Build modules whose parameters the caller will replace at once (``load_state_dict``, strict): convs
+    built here keep ``torch.empty``'s uninitialised memory. Training never builds its model here."""
+    token = _TO_BE_LOADED.set(True)
+    try:
+        yield
+    finally:
+        _TO_BE_LOADED.reset(token)
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` (same parameters, same state_dict) whose random initialisation ``to_be_loaded`` skips."""
+
+    def reset_parameters(self) -> None:
+        if not _TO_BE_LOADED.get():
+            super().reset_parameters()
+
+
+class ConvTranspose3d(nn.ConvTranspose3d):
+    """``nn.ConvTranspose3d`` whose random initialisation ``to_be_loaded`` skips."""
+
+    def reset_parameters(self) -> None:
+        if not _TO_BE_LOADED.get():
+            super().reset_parameters()
 
 
 def stride_steps(stride: tuple[int, int, int]) -> list[tuple[int, int, int]]:
@@ -26,19 +66,19 @@ def _kernel(step: tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple(4 if s == 2 else 3 for s in step)  # type: ignore[return-value]
 
 
-def down_conv(c_in: int, c_out: int, step: tuple[int, int, int]) -> nn.Conv3d:
+def down_conv(c_in: int, c_out: int, step: tuple[int, int, int]) -> Conv3d:
     """A conv that divides each axis by ``step``: [b, c_in, t, h, w] -> [b, c_out, t/st, h/sh, w/sw]."""
-    return nn.Conv3d(c_in, c_out, _kernel(step), stride=step, padding=1)
+    return Conv3d(c_in, c_out, _kernel(step), stride=step, padding=1)
 
 
-def up_conv(c_in: int, c_out: int, step: tuple[int, int, int]) -> nn.ConvTranspose3d:
+def up_conv(c_in: int, c_out: int, step: tuple[int, int, int]) -> ConvTranspose3d:
     """A transposed conv that multiplies each axis by ``step`` (the inverse shape of ``down_conv``)."""
-    return nn.ConvTranspose3d(c_in, c_out, _kernel(step), stride=step, padding=1)
+    return ConvTranspose3d(c_in, c_out, _kernel(step), stride=step, padding=1)
 
 
-def conv3(c_in: int, c_out: int) -> nn.Conv3d:
+def conv3(c_in: int, c_out: int) -> Conv3d:
     """Same-size 3x3x3 conv."""
-    return nn.Conv3d(c_in, c_out, 3, padding=1)
+    return Conv3d(c_in, c_out, 3, padding=1)
 
 
 class ResBlock3d(nn.Module):
@@ -50,7 +90,7 @@ class ResBlock3d(nn.Module):
             nn.ReLU(),
             conv3(channels, res_channels),
             nn.ReLU(),
-            nn.Conv3d(res_channels, channels, 1),
+            Conv3d(res_channels, channels, 1),
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -30,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 
 from msvq_codec.config import ModelConfig
 from msvq_codec.errors import MsvqError, WeightsError
+from msvq_codec.model.layers import to_be_loaded
 from msvq_codec.model.vqvae import MSVQVAE
 from msvq_codec.outputs import atomic_output
 
@@ -137,13 +138,14 @@ class _AllocationBudget(TorchFunctionMode):
 
 def build_model(path: Path, config: ModelConfig, state: dict[str, torch.Tensor]) -> MSVQVAE:
     """The model ``config`` describes, built within what the file's tensors could fill: a crafted config
-    (negative or huge widths, a million residual blocks) is a WeightsError, not a crash, a hang or a swap."""
+    (negative or huge widths, a million residual blocks) is a WeightsError, not a crash, a hang or a swap.
+    Its convolutions are left uninitialised (``layers.to_be_loaded``): the caller replaces every tensor."""
     blocks = config.n_res_blocks
     if isinstance(blocks, bool) or not isinstance(blocks, int) or not 0 <= blocks <= len(state):
         raise WeightsError(f"{path}: malformed weights (n_res_blocks {blocks!r} for {len(state)} tensors)")
     budget = 2 * sum(t.numel() for t in state.values()) + (1 << 20)  # the model, and its init's temporaries
     try:
-        with _AllocationBudget(budget):
+        with _AllocationBudget(budget), to_be_loaded():
             return MSVQVAE(config)
     except WeightsError as err:
         raise WeightsError(f"{path}: malformed weights ({err})") from None
@@ -168,8 +170,12 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> Loaded
     mid = model_id(config, state, model.decoder_state_keys())
     if mid.hex() != meta.get("msvq_model_id"):
         raise WeightsError(f"{path}: tensors do not match the recorded model ID (file altered or corrupt)")
+    own = model.state_dict()
     try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        # strict: every parameter and buffer is the file's (none keeps build_model's uninitialised memory);
+        # assign: the model takes the file's tensors, cast to its own dtypes (fp16 -> fp32) as copying into
+        # it would have, instead of a second copy of each
+        model.load_state_dict({k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}, assign=True)
     except RuntimeError as err:
         raise WeightsError(f"{path}: tensors do not fit the recorded config ({str(err).splitlines()[0]})") from None
     provenance = json.loads(meta.get("provenance") or "{}")
