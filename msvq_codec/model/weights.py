@@ -74,7 +74,7 @@ def model_id(config: ModelConfig, state: dict[str, torch.Tensor], keys: list[str
         digest.update(key.encode())
         digest.update(str(tensor.dtype).encode())
         digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.view(torch.uint8).numpy() if tensor.numel() else b"")  # the buffer itself, no copy
     return digest.digest()[:MODEL_ID_BYTES]
 
 
