@@ -369,17 +369,20 @@ def glob_escape(text: str) -> str:
 def check_options(mode: str, options: dict[str, Any]) -> None:
     """Refuse bad per-file options once, up front, rather than failing every file with the same error.
     A ``size`` of ``WxH`` is parsed in place to ``(W, H)``."""
-    from msvq_codec.codec import DEFAULT_CODEC, check_batch_size, parse_codec, parse_size
+    from msvq_codec.codec import DEFAULT_CODEC, check_batch_size, check_rate_control, parse_codec, parse_size
+    from msvq_codec.rdo import DEFAULT_QUALITY
     from msvq_codec.video import check_rate  # the readers' own bounds for input_fps
 
-    allowed = {"batch_size"} | ({"codec", "level", "input_fps"} if mode == "encode" else {"fps", "size"})
+    encoding = {"codec", "level", "input_fps", "quality", "effort"}
+    allowed = {"batch_size"} | (encoding if mode == "encode" else {"fps", "size"})
     unknown = set(options) - allowed
     if unknown:
         raise UsageError(f"unknown {mode} options: {', '.join(sorted(unknown))}")
     if "batch_size" in options:
         check_batch_size(options["batch_size"])
     if mode == "encode":
-        parse_codec(options.get("codec", DEFAULT_CODEC), options.get("level"))
+        codec, _ = parse_codec(options.get("codec", DEFAULT_CODEC), options.get("level"))
+        check_rate_control(options.get("quality", DEFAULT_QUALITY), options.get("effort", 0), codec)
         check_rate(options.get("input_fps"), "input_fps", allow_none=True)
         return
     fps = options.get("fps")

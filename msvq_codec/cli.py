@@ -122,6 +122,9 @@ DECODE_INPUT_HELP = ".msvq file, or a folder of them (searched recursively)."
 DECODE_OUTPUT_HELP = ".mp4/.avi/.mkv/.npy, or a path with no suffix for PNG frames (a folder input: the output folder)."
 LEVEL_HELP = "Compression level (zstd 1..22, default 19; deflate 0..9, default 9; context has only 0)."
 SIZE_HELP = "Resize frames: WxH, or 'source' for the input's size (default: the clips' 64x64)."
+QUALITY_HELP = ("Rate control: max (the nearest codes; the default) | high | medium | low | lowest (fewer bits, "
+                "lower quality; codec context only).")
+EFFORT_HELP = "Refine the bottom latent through the decoder for N gradient steps before choosing codes (slower)."
 EXT_HELP = "Folder input: output kind, mp4 | avi | mkv | npy | png (a folder of PNGs per file). Default mp4."
 
 # Options of more than one command, declared once.
@@ -305,10 +308,13 @@ def encode(
     ),
     level: Optional[int] = typer.Option(None, "--level", help=LEVEL_HELP),
     input_fps: Optional[float] = typer.Option(None, "--input-fps", help="Take the input to be at this frame rate."),
+    quality: str = typer.Option("max", "--quality", help=QUALITY_HELP),
+    effort: int = typer.Option(0, "--effort", help=EFFORT_HELP),
     **common: Any,
 ) -> None:
     """Encode a video (or every video under a folder, into a mirrored tree of .msvq files)."""
-    _code("encode", input, output, {"codec": codec, "level": level, "input_fps": input_fps}, **common)
+    options = {"codec": codec, "level": level, "input_fps": input_fps, "quality": quality, "effort": effort}
+    _code("encode", input, output, options, **common)
 
 
 @app.command()
@@ -575,6 +581,8 @@ def bench(
     classic: bool = typer.Option(True, "--classic/--no-classic", help="Also run classic codecs via ffmpeg."),
     codecs: str = typer.Option("x264,x265,svtav1,vp9", help="Classic codecs to run."),
     crf: Optional[list[str]] = typer.Option(None, "--crf", help="CRF list, '18,28,38' or 'x264=18,28' (repeatable)."),
+    quality: str = typer.Option("max", "--quality", help="msvq rate-control presets, e.g. "
+                                "'max,high,medium,low,lowest': each a point of each model's RD curve."),
     per_clip: bool = typer.Option(True, "--per-clip/--no-per-clip", help="Each 2-s clip its own stream."),
     per_video: bool = typer.Option(True, "--per-video/--no-per-video", help="Each video one stream."),
     lpips: Optional[bool] = typer.Option(None, "--lpips/--no-lpips", help="Require or skip LPIPS (default: auto)."),
@@ -608,7 +616,8 @@ def bench(
         inputs=tuple(inputs), weights=tuple(weights or ()), device=device, classic=classic,
         codecs=tuple(c.name for c in chosen), crfs=parse_crfs(list(crf or []), chosen), modes=modes,
         lpips={None: "auto", True: "on", False: "off"}[lpips], vgg_weights=vgg_weights, max_clips=max_clips,
-        include_partial=include_partial, input_fps=input_fps, precision=precision, **given,
+        include_partial=include_partial, input_fps=input_fps, precision=precision,
+        qualities=tuple(q.strip() for q in quality.split(",")), **given,
     )  # fmt: skip
     result = run_bench(options, log=lambda m: STATE["quiet"] or err.print(m, highlight=False, soft_wrap=True))
     report.print_report(out, result)

@@ -2,7 +2,8 @@
 container and the video readers and writers.
 
     encode_video(in.avi, out.msvq)   clips of the input (16 fps, 64x64, 32 frames) -> model.encode ->
-                                     one index grid per level -> streams (range-coded with the weights'
+                                     one index grid per level (the nearest codes, or those rate control
+                                     chooses: ``rdo``, --quality) -> streams (range-coded with the weights'
                                      context model by default; or zstd / DEFLATE) -> container
     decode_file(out.msvq, rec.mp4)   container -> (context streams -> indices) -> model.decode ->
                                      exactly frame_count frames -> writer
@@ -27,9 +28,11 @@ from msvq_codec.device import pick_device
 from msvq_codec.entropy import EntropyModel, LevelCoder, load_entropy, sidecar_path
 from msvq_codec.errors import FormatError, InputError, MsvqError, UsageError, WeightsError, WeightsMismatch
 from msvq_codec.model.fast import fast_model
-from msvq_codec.model.vqvae import Codes
+from msvq_codec.model.refine import MAX_STEPS, refiner
+from msvq_codec.model.vqvae import Chooser, Codes, Refiner
 from msvq_codec.model.weights import LoadedModel, find_weights, load_weights
 from msvq_codec.outputs import atomic_output, check_target
+from msvq_codec.rdo import DEFAULT_QUALITY, Preset, chooser, preset
 from msvq_codec.video import SourceInfo, iter_clips, output_kind, probe, resampled_count, write_video
 
 DEFAULT_BATCH = 4  # clips per forward pass
@@ -144,10 +147,11 @@ def _batches(clips: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
 
 def encode_clips(
     loaded: LoadedModel, clips: Iterable[np.ndarray], batch_size: int = DEFAULT_BATCH, progress: Progress | None = None,
-    precision: str | None = None,
+    precision: str | None = None, choose: Chooser | None = None, refine: Refiner | None = None,
 ) -> tuple[np.ndarray, ...]:
     """uint8 clips [T, H, W, 3] -> per level (coarse first) an index array [n_clips, t, h, w] uint16.
-    ``precision``: auto | fp32 | bf16 (``msvq_codec.model.fast``; default: $MSVQ_PRECISION, else auto)."""
+    ``precision``: auto | fp32 | bf16 (``msvq_codec.model.fast``; default: $MSVQ_PRECISION, else auto).
+    ``choose``/``refine``: rate control of one file (``rate_control``; default: the nearest codes)."""
     model = loaded.model
     runner = fast_model(model, precision)
     device = next(model.parameters()).device
@@ -155,7 +159,7 @@ def encode_clips(
     for batch in _batches(clips, batch_size):
         x = torch.from_numpy(np.stack(batch)).to(device)  # [b, T, H, W, 3] uint8
         x = x.permute(0, 4, 1, 2, 3).float().div_(255.0)  # [b, 3, T, H, W]
-        codes = runner.encode(x)
+        codes = runner.encode(x, choose, refine)
         for store, level in zip(per_level, codes.by_level()):
             store.append(level.cpu().numpy().astype(np.uint16))  # [b, t, h, w]
         if progress:
@@ -184,6 +188,37 @@ def decode_clips(
         yield from frames
 
 
+# ---- rate control ----------------------------------------------------------------------------------------
+
+
+def check_effort(effort: int) -> int:
+    """Adam steps on the bottom latent before its codes are chosen: an integer 0..MAX_STEPS."""
+    if isinstance(effort, bool) or not isinstance(effort, int) or not 0 <= effort <= MAX_STEPS:
+        raise UsageError(f"effort must be an integer in 0..{MAX_STEPS}, not {effort!r}", option="effort")
+    return effort
+
+
+def check_rate_control(quality: str | Preset, effort: int, codec: StreamCodec) -> Preset:
+    """The preset of ``quality``; a UsageError for a bad one, or for rate control with a codec whose bits do
+    not depend on the codes chosen (zstd, DEFLATE)."""
+    chosen = preset(quality)
+    check_effort(effort)
+    if chosen.rd_lambda and codec != StreamCodec.CONTEXT:
+        raise UsageError(f"quality {chosen.name} needs codec context (rate control counts its bits); codec "
+                         f"{codec.name.lower()} takes only quality max", option="quality")  # fmt: skip
+    return chosen
+
+
+def rate_control(loaded: LoadedModel, quality: str | Preset = DEFAULT_QUALITY,
+                 effort: int = 0) -> tuple[Chooser | None, Refiner | None]:  # fmt: skip
+    """The chooser and refiner of one file (both None at quality max without effort: the nearest codes)."""
+    chosen = preset(quality)
+    coders = None
+    if chosen.rd_lambda:
+        coders = dict(zip(loaded.model.config.level_names, entropy_model(loaded)[1]))
+    return (chooser(coders, chosen) if coders else None), refiner(loaded.model, check_effort(effort))
+
+
 # ---- bytes ---------------------------------------------------------------------------------------------
 
 
@@ -196,13 +231,19 @@ def encode_to_bytes(
     batch_size: int = DEFAULT_BATCH,
     input_fps: float | None = None,
     progress: Progress | None = None,
+    quality: str | Preset = DEFAULT_QUALITY,
+    effort: int = 0,
 ) -> tuple[Header, bytes]:
-    """Read ``source`` as the model's clips, encode, and serialise to .msvq bytes."""
+    """Read ``source`` as the model's clips, encode (at ``quality``, with ``effort`` refinement steps), and
+    serialise to .msvq bytes."""
     stream_codec, codec_level = parse_codec(codec, level)
+    chosen = check_rate_control(quality, effort, stream_codec)
     cfg = loaded.model.config
     stream = iter_clips(source, fps=cfg.fps, size=cfg.clip_size, clip_frames=cfg.clip_frames, input_fps=input_fps)
-    indices = encode_clips(loaded, stream, batch_size, progress)
-    return codes_to_bytes(loaded, indices, stream.frame_count, stream.info, codec=stream_codec, level=codec_level)
+    choose, refine = rate_control(loaded, chosen, effort)
+    indices = encode_clips(loaded, stream, batch_size, progress, choose=choose, refine=refine)
+    return codes_to_bytes(loaded, indices, stream.frame_count, stream.info, codec=stream_codec, level=codec_level,
+                          quality=chosen)  # fmt: skip
 
 
 def codes_to_bytes(
@@ -213,16 +254,20 @@ def codes_to_bytes(
     *,
     codec: str | StreamCodec = DEFAULT_CODEC,
     level: int | None = None,
+    quality: str | Preset = DEFAULT_QUALITY,
 ) -> tuple[Header, bytes]:
-    """Per-level index arrays [n_clips, t, h, w] of ``frame_count`` frames -> the .msvq file that holds them."""
+    """Per-level index arrays [n_clips, t, h, w] of ``frame_count`` frames -> the .msvq file that holds them;
+    ``quality``: the rate-control preset that chose them, recorded in the header."""
     stream_codec, codec_level = parse_codec(codec, level)
+    chosen = check_rate_control(quality, 0, stream_codec)
     if stream_codec != StreamCodec.CONTEXT:
         header = make_header(loaded.model.config, loaded.model_id, frame_count, source, codec=stream_codec,
                              level=codec_level)  # fmt: skip
         return header, to_bytes(header, indices)
     entropy, coders = entropy_model(loaded)
     header = make_header(loaded.model.config, loaded.model_id, frame_count, source, codec=stream_codec,
-                         level=codec_level, entropy_id=entropy.entropy_id)  # fmt: skip
+                         level=codec_level, entropy_id=entropy.entropy_id, quality=chosen.id,
+                         rd_lambda=chosen.rd_lambda)  # fmt: skip
     if len(indices) != len(coders) or any(np.asarray(a).shape != (header.n_clips, *lv.grid)
                                           for a, lv in zip(indices, header.levels)):  # fmt: skip
         raise UsageError("the index arrays do not match the model's levels")
@@ -380,20 +425,25 @@ def encode_video(
     input_fps: float | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    quality: str = DEFAULT_QUALITY,
+    effort: int = 0,
 ) -> EncodeResult:
-    """Encode a video (any input kind) to a .msvq file, written atomically."""
+    """Encode a video (any input kind) to a .msvq file, written atomically. ``quality``: the rate-control
+    preset (``rdo.PRESETS``; max, the default, writes the nearest codes); ``effort``: refinement steps."""
     started = time.perf_counter()
     output = Path(output)
     if output.is_dir():
         raise UsageError(f"{output} is a folder: give the .msvq file to write")
     check_target(output, force)
     stream_codec, _ = parse_codec(codec, level)  # fail fast on a bad codec or level, before any decoding
+    check_rate_control(quality, effort, stream_codec)
     probe(input, input_fps)  # fail fast on a bad input, before the model loads
     loaded = model or load_model(weights, device)
     if stream_codec == StreamCodec.CONTEXT:
         entropy_model(loaded)  # fail fast without an entropy model, before the video is read
     header, data = encode_to_bytes(
-        input, loaded, codec=codec, level=level, batch_size=batch_size, input_fps=input_fps, progress=progress
+        input, loaded, codec=codec, level=level, batch_size=batch_size, input_fps=input_fps, progress=progress,
+        quality=quality, effort=effort,
     )
     with atomic_output(output, force) as tmp:
         tmp.write_bytes(data)
@@ -524,6 +574,7 @@ def recorded_clips(path: str | Path) -> int | None:
 
 __all__ = [
     "CODEC_NAMES", "DEFAULT_BATCH", "DEFAULT_CODEC", "DecodeResult", "EncodeResult", "check_batch_size", "codes_to_bytes",
+    "check_effort", "check_rate_control", "rate_control",
     "container_indices", "decode_file", "entropy_model",
     "decode_frames", "describe", "encode_clips", "encode_target", "encode_to_bytes", "encode_video", "encoded_name",
     "estimate_clips", "file_bpp", "info", "levels_of", "load_model", "make_header", "paper_bpp", "read_bytes",

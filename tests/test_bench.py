@@ -196,6 +196,28 @@ def test_bench_bits_equal_the_file_msvq_encode_writes(tmp_path, weights, clip_np
     assert [r.psnr for r in per_video] == [first.psnr, last.psnr] and {r.bits for r in per_video} == {None}
 
 
+@needs_ffmpeg
+def test_quality_presets_are_systems_of_one_curve_with_its_bd_rate(tmp_path, weights, clip_npy):
+    """--quality max,low: each preset a system whose bits are msvq encode's at that preset, and the model's
+    curve over them has a BD-rate against each codec's curve (curve against curve) as well as each point's."""
+    result = run_bench(options([clip_npy], weights, include_partial=True, qualities=("max", "low"), classic=True,
+                               codecs=("x264",), crfs={"x264": (18, 30, 42, 51)}))  # fmt: skip
+    assert [m.system for m in result.models] == ["msvq:tiny@max", "msvq:tiny@low"]
+    assert [(m.quality, m.base) for m in result.models] == [("max", "tiny"), ("low", "tiny")]
+    for quality in ("max", "low"):
+        written = encode_video(clip_npy, tmp_path / f"{quality}.msvq", weights=weights, device="cpu", quality=quality)
+        assert result.videos[0].msvq_file_bytes[f"tiny@{quality}"] == written.bytes
+    low, top = (result.point(f"msvq:tiny@{q}", "per-video") for q in ("low", "max"))
+    assert low.bpp < top.bpp
+    curve = [r for r in result.bd_rate if r.system == "msvq:tiny curve"]
+    assert {(r.anchor, r.mode, r.metric, r.method) for r in curve} == {
+        ("x264", "per-clip", "psnr", "cubic"), ("x264", "per-video", "psnr", "cubic")}  # fmt: skip
+    assert all(math.isfinite(r.bd_rate) or r.note for r in curve)
+    assert result.settings.qualities == ["max", "low"]
+    with pytest.raises(UsageError, match="quality must be one of"):
+        run_bench(options([clip_npy], weights, qualities=("max", "best")))
+
+
 def test_full_clips_only_by_default_and_speed_recorded(weights, clip_npy):
     result = run_bench(options([clip_npy], weights))
     assert {r.clip for r in result.clips} == {0}

@@ -330,3 +330,36 @@ def test_train_cpu_recipe_then_a_new_phase_then_export(tmp_path):
 def test_train_unknown_recipe_is_a_one_line_usage_error(tmp_path):
     res = run("train", "--data", tmp_path, "--recipe", "fast")
     assert_one_line_error(res, 2, "recipe")
+
+
+# ---- rate control ---------------------------------------------------------------------------------------------
+
+
+def test_encode_quality_is_in_the_header_and_info_names_it(env, tmp_path):
+    out = tmp_path / "low.msvq"
+    res = run("encode", env["npy"], out, "--weights", env["w"], "--quality", "low")
+    assert res.exit_code == 0, res.output
+    assert out.stat().st_size < Path(env["msvq"]).stat().st_size  # max, the default, spends more
+    shown = run("info", out)
+    assert shown.exit_code == 0 and "quality_preset" in shown.stdout and "low" in shown.stdout
+    data = json.loads(run("info", out, "--json").stdout)
+    assert data["quality"] == 3 and data["quality_preset"] == "low" and data["rd_lambda"] > 0
+    assert json.loads(run("info", env["msvq"], "--json").stdout)["quality_preset"] == "max"
+    decoded = run("decode", out, tmp_path / "low.npy", "--weights", env["w"])
+    assert decoded.exit_code == 0 and np.load(tmp_path / "low.npy").shape == (45, 64, 64, 3)
+
+
+def test_rate_control_usage_errors_are_one_line(env, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.load(env["npy"]))
+    for args, fragment in (
+        (["--quality", "high", "--codec", "zstd"], "--quality high needs codec context"),
+        (["--quality", "best"], "--quality must be one of max, high, medium, low, lowest"),
+        (["--effort", "-1"], "--effort must be an integer in 0..1000"),
+    ):
+        assert_one_line_error(run("encode", env["npy"], tmp_path / "x.msvq", "--weights", env["w"], *args), 2, fragment)
+        assert_one_line_error(run("encode", folder, tmp_path / "out", "--weights", env["w"], *args), 2, fragment)
+    assert not (tmp_path / "x.msvq").exists() and not (tmp_path / "out").exists()
+    res = run("bench", env["npy"], "--weights", env["w"], "--no-classic", "--no-lpips", "--quality", "max,best")
+    assert_one_line_error(res, 2, "--quality must be one of")

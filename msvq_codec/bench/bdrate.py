@@ -87,4 +87,8 @@ def bd_rate(
     test = _fit(qt, rt)
     ia, it = anchor.integ(), test.integ()
     mean_diff = ((it(hi) - it(lo)) - (ia(hi) - ia(lo))) / (hi - lo)
+    if (lo, hi) != (qt[0], qt[-1]) or (lo, hi) != (qa[0], qa[-1]):  # say over what the curves were compared
+        span = (f"over the overlap [{lo:.4g}, {hi:.4g}] of the test's [{qt[0]:.4g}, {qt[-1]:.4g}] and the anchor's "
+                f"[{qa[0]:.4g}, {qa[-1]:.4g}]")
+        caveat = span if caveat is None else f"{span}; {caveat}"
     return BDRate(float(10**mean_diff - 1), "cubic", caveat)

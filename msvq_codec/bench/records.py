@@ -1,9 +1,10 @@
 """What ``msvq bench`` measures, as typed records (frozen dataclasses). The JSON report is their fields, in
 order (``report.to_json``); what each rate and distortion means is in ``run.DEFINITIONS``.
 
-A *series* is one rate-distortion curve point's identity: a system (``msvq:<label>`` or a classic codec's
-name) coding in one mode (``per-clip``: each evaluated clip its own stream; ``per-video``: the evaluated clips
-of a video as one stream) at one CRF (classic codecs; None for msvq).
+A *series* is one rate-distortion curve point's identity: a system (``msvq:<label>``,
+``msvq:<label>@<preset>`` with several rate-control presets, or a classic codec's name) coding in one mode
+(``per-clip``: each evaluated clip its own stream; ``per-video``: the evaluated clips of a video as one
+stream) at one CRF (classic codecs; None for msvq).
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class Point(_OfSeries):
 
 @dataclass(frozen=True)
 class BDRecord:
-    """BD-rate of an msvq point against a classic codec's CRF curve, in one mode, for one quality metric."""
+    """BD-rate of an msvq point (or of one model's curve over its rate-control presets, ``msvq:<label> curve``)
+    against a classic codec's CRF curve, in one mode, for one quality metric."""
 
     system: str
     anchor: str
@@ -165,6 +167,9 @@ class ModelRecord:
     # computed frame), gemm_tflops (median same-run GEMM rate in that dtype), share_of_gemm, top_ops (a profile
     # of one batch, where the share is under perf.TARGET_SHARE)
     efficiency: dict[str, dict[str, Any]] | None = None
+    quality: str = "max"  # the rate-control preset (msvq_codec.rdo) this system encoded at
+    rd_lambda: float = 0.0
+    base: str = ""  # the weights' label: the systems of one weights file at several presets share it
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,7 @@ class Settings:
     codecs: dict[str, dict[str, Any]]  # per classic codec: encoder, args, crf list, stream, pix_fmt
     definitions: dict[str, str]
     precision: str = "auto"  # msvq's --precision (msvq_codec.model.fast)
+    qualities: list[str] = field(default_factory=lambda: ["max"])  # msvq's --quality presets
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,8 @@ def _pyplot():
 
 
 def plot_rd(path: str | Path, result: BenchResult) -> None:
-    """PSNR-bpp and (with LPIPS) LPIPS-bpp: each codec's CRF curve per mode, each msvq model as points."""
+    """PSNR-bpp and (with LPIPS) LPIPS-bpp: each codec's CRF curve per mode; each msvq model as a point, or as
+    a curve over its rate-control presets (``--quality``)."""
     plt = _pyplot()
     metrics = [("psnr", "PSNR (dB), higher is better")]
     if result.settings.lpips:
@@ -257,13 +258,19 @@ def plot_rd(path: str | Path, result: BenchResult) -> None:
                 if pts:
                     ax.plot([p.bpp for p in pts], [p.quality(metric) for p in pts], style,
                             color=colors[i % len(colors)], markersize=4, label=f"{_label(codec)} {mode}")  # fmt: skip
-        for j, m in enumerate(result.models):
-            for mode, face in (("per-clip", None), ("per-video", "none")):
-                p = result.point(m.system, mode)
-                q = p and p.quality(metric)
-                if q is not None and math.isfinite(q):
-                    ax.plot([p.bpp], [q], "*", markersize=14, color="black" if j == 0 else colors[-1 - j],
-                            markerfacecolor=face, label=f"{_label(m.system)} {mode}")  # fmt: skip
+        bases = list(dict.fromkeys(m.base or m.label for m in result.models))
+        for j, base in enumerate(bases):  # one weights file: a point, or a curve over its presets
+            systems = [m.system for m in result.models if (m.base or m.label) == base]
+            name = _label(systems[0]) if len(systems) == 1 else f"MS-VQ-VAE ({base}), --quality"
+            for mode, face, line in (("per-clip", None, "-"), ("per-video", "none", "--")):
+                pts = sorted((p for p in (result.point(s, mode) for s in systems) if p is not None
+                              and p.quality(metric) is not None and math.isfinite(p.quality(metric))),
+                             key=lambda p: p.bpp)  # fmt: skip
+                if pts:
+                    style = "*" + (line if len(pts) > 1 else "")
+                    ax.plot([p.bpp for p in pts], [p.quality(metric) for p in pts], style,
+                            markersize=14 if len(pts) == 1 else 10, color="black" if j == 0 else colors[-1 - j],
+                            markerfacecolor=face, label=f"{name} {mode}")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("bits per pixel (64x64, 16 fps; file bits)")
         ax.set_ylabel(ylabel)

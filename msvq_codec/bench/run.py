@@ -17,6 +17,12 @@ Rates: ``bits / (frames x H x W)`` over the real frames (file bits, headers incl
 formula, ``sum_levels N log2 K / (T H W)`` over its (padded) clips. Totals are total bits over total pixels;
 distortions are means over clips of the per-clip means over frames (paper Section 4.3).
 
+Rate control (``--quality``): each weights file is run at each preset as its own system,
+``msvq:<label>@<preset>`` (``msvq:<label>`` when the only preset is max, the default), the chooser serving the
+whole video in file order as ``msvq encode`` does; a per-clip file holds codes chosen in that order too. Each
+model's presets also form one RD curve, whose BD-rate against each classic codec's curve is computed over the
+quality range both cover (``msvq:<label> curve``).
+
 Speed: encode (clips -> bytes) and decode (bytes -> frames) are timed separately per video after one
 untimed warm-up batch per model; frames/s counts the frames decoding returns. The model's part (clips ->
 indices, indices -> frames) is timed once and each coder's part (indices <-> bytes) on its own, in the same
@@ -52,12 +58,14 @@ from msvq_codec.bench.records import (
 from msvq_codec.bench.score import Scorer, mean
 from msvq_codec.codec import DEFAULT_BATCH, codes_to_bytes, decode_clips, encode_clips, load_model
 from msvq_codec.codec import check_batch_size, container_indices, entropy_model, paper_bpp, read_bytes
+from msvq_codec.codec import rate_control
 from msvq_codec.config import ModelConfig
 from msvq_codec.container import Header
 from msvq_codec.device import pick_device
 from msvq_codec.errors import InputError, UsageError
 from msvq_codec.model.fast import fast_model, resolve_precision
 from msvq_codec.model.weights import LoadedModel, find_weights
+from msvq_codec.rdo import DEFAULT_QUALITY, Preset, preset
 
 RAW_BPP = 24.0  # raw 8-bit RGB
 DEFINITIONS = {
@@ -95,6 +103,7 @@ class BenchOptions:
     max_clips: int = 0  # 0: every clip
     include_partial: bool = False
     input_fps: float | None = None
+    qualities: tuple[str, ...] = (DEFAULT_QUALITY,)  # rate-control presets, each model at each
 
 
 @dataclass
@@ -102,6 +111,8 @@ class _Model:
     label: str
     path: Path
     loaded: LoadedModel
+    quality: Preset = field(default_factory=lambda: preset(DEFAULT_QUALITY))
+    base: str = ""  # the weights' label, shared by its presets (one RD curve)
     encode_s: float = 0.0
     decode_s: float = 0.0
     frames: int = 0
@@ -143,7 +154,8 @@ def _bits(
     coder's streams per level, the context model's ideal code length per level, the paper's formula), and the
     context-coded file."""
     sliced = tuple(a[start:stop] for a in indices)
-    files = {name: codes_to_bytes(m.loaded, sliced, frames, video.info, codec=name) for name in CODERS}
+    files = {name: codes_to_bytes(m.loaded, sliced, frames, video.info, codec=name, quality=_quality(m, name))
+             for name in CODERS}  # fmt: skip
     header, data = files["context"]
     level_bits = {name: [8 * len(s) for s in read_bytes(f).streams] for name, (_, f) in files.items()}
     ideal = [coder.ideal_bits(a) for coder, a in zip(entropy_model(m.loaded)[1], sliced)]
@@ -151,6 +163,12 @@ def _bits(
                 paper_bits=header.paper_bpp * _padded_pixels(header), bits_zstd=8 * len(files["zstd"][1]),
                 level_bits=level_bits, ideal_bits=ideal)  # fmt: skip
     return bits, data
+
+
+def _quality(m: _Model, coder: str) -> Preset:
+    """The preset a coder's file records: the model's for context; zstd and DEFLATE files of the same codes (for
+    comparison) say max, the only quality they take."""
+    return m.quality if coder == "context" else preset(DEFAULT_QUALITY)
 
 
 def _peak_memory(device: torch.device) -> int:
@@ -168,7 +186,10 @@ def _load_models(opts: BenchOptions) -> list[_Model]:
         if label in labels:
             label = f"{label}#{i + 1}"
         labels.add(label)
-        models.append(_Model(label, Path(path), load_model(path, opts.device)))
+        loaded = load_model(path, opts.device)
+        for quality in opts.qualities:
+            own = label if tuple(opts.qualities) == (DEFAULT_QUALITY,) else f"{label}@{quality}"
+            models.append(_Model(own, Path(path), loaded, preset(quality), label))
     configs = [m.loaded.model.config for m in models]
     geometry = {(c.fps, c.clip_size, c.clip_frames) for c in configs}
     if len(geometry) > 1:
@@ -186,12 +207,15 @@ def _msvq_video(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
-    indices = encode_clips(m.loaded, [c.frames for c in video.clips], batch_size, precision=precision)
+    choose, _ = rate_control(m.loaded, m.quality)  # one chooser per video: one file
+    indices = encode_clips(m.loaded, [c.frames for c in video.clips], batch_size, precision=precision,
+                           choose=choose)  # fmt: skip
     m.model_encode_s += time.perf_counter() - started
     files = {}
     for name in CODERS:  # indices -> bytes, each coder timed on its own
         t = time.perf_counter()
-        files[name] = codes_to_bytes(m.loaded, indices, video.frame_count, video.info, codec=name)[1]
+        files[name] = codes_to_bytes(m.loaded, indices, video.frame_count, video.info, codec=name,
+                                     quality=_quality(m, name))[1]  # fmt: skip
         m.coder_encode_s[name] += time.perf_counter() - t
         m.coder_bytes[name] += len(files[name])
     decoded = {}
@@ -260,6 +284,10 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> B
     if not set(opts.modes) <= set(MODES) or not opts.modes:
         raise UsageError(f"modes must be some of {MODES}")
     check_batch_size(opts.batch_size)
+    if not opts.qualities or len(set(opts.qualities)) != len(opts.qualities):
+        raise UsageError("qualities must name one or more presets, each once", option="quality")
+    for quality in opts.qualities:
+        preset(quality)  # a UsageError for a bad name, before any work
     device = pick_device(opts.device)
     dtypes = set(resolve_precision(opts.precision, device))  # a UsageError for a bad name, before any work
     gemm: dict[torch.dtype, list[float]] = {d: [] for d in dtypes}  # same-run GEMM rates, one per video
@@ -339,7 +367,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> B
         settings=_settings(opts, device, models, crfs, ffmpeg, scorer),
         videos=videos, models=[_model_record(m, videos, e) for m, e in zip(models, efficiency)], clips=clips,
         streams=streams,
-        summary=summary, bd_rate=bd_rates(summary), notes=notes, showcase=showcase,
+        summary=summary, bd_rate=bd_rates(summary, _curves(models)), notes=notes, showcase=showcase,
     )  # fmt: skip
     result.seconds = time.perf_counter() - started
     return result
@@ -428,9 +456,33 @@ def summarize(clips: list[ClipRecord], streams: list[StreamRecord], cfg: ModelCo
     return points
 
 
-def bd_rates(summary: list[Point]) -> list[BDRecord]:
-    """BD-rate of each msvq point against each classic codec's CRF curve, per mode, for PSNR and LPIPS."""
+def _curves(models: list[_Model]) -> dict[str, list[str]]:
+    """Per weights label, the systems of its presets, where there are two or more: one RD curve each."""
+    curves: dict[str, list[str]] = defaultdict(list)
+    for m in models:
+        curves[m.base].append(m.system)
+    return {base: systems for base, systems in curves.items() if len(systems) > 1}
+
+
+def bd_rates(summary: list[Point], curves: dict[str, list[str]] | None = None) -> list[BDRecord]:
+    """BD-rate of each msvq point against each classic codec's CRF curve, per mode, for PSNR and LPIPS; and of
+    each curve of ``curves`` (weights label -> its presets' systems) against each codec's curve."""
     out = []
+    for base, systems in (curves or {}).items():
+        for mode in MODES:
+            tests = [p for p in summary if p.system in systems and p.mode == mode]
+            anchors: dict[str, list[Point]] = defaultdict(list)
+            for p in summary:
+                if p.kind == "classic" and p.mode == mode:
+                    anchors[p.system].append(p)
+            for codec, points in anchors.items():
+                for metric in ("psnr", "lpips"):
+                    if len(tests) < 2 or any(t.quality(metric) is None for t in tests):
+                        continue
+                    result = bd_rate([p.bpp for p in points], [p.quality(metric) for p in points],
+                                     [t.bpp for t in tests], [t.quality(metric) for t in tests])  # fmt: skip
+                    out.append(BDRecord(f"msvq:{base} curve", codec, mode, metric, result.value, result.method,
+                                        result.note))  # fmt: skip
     for test in (p for p in summary if p.kind == "msvq"):
         curves: dict[str, list[Point]] = defaultdict(list)
         for p in summary:
@@ -451,6 +503,7 @@ def _model_record(m: _Model, videos: list[VideoRecord], efficiency: perf.Efficie
     source = sum(v.source_bytes for v in videos)
     return ModelRecord(
         system=m.system, label=m.label, weights=str(m.path), model_id=m.loaded.model_id.hex(),
+        quality=m.quality.name, rd_lambda=m.quality.rd_lambda, base=m.base or m.label,
         params=sum(p.numel() for p in m.loaded.model.parameters()),
         levels=[{"name": n, "grid": list(cfg.grid(n)), "codebook_size": cfg.codebook_size} for n in cfg.level_names],
         bpp_formula=paper_bpp(cfg), frames=m.frames, encode_seconds=m.encode_s, decode_seconds=m.decode_s,
@@ -479,6 +532,7 @@ def _settings(opts: BenchOptions, device: torch.device, models, crfs, ffmpeg, sc
     return Settings(
         msvq_version=__version__, inputs=[str(p) for p in opts.inputs], weights=[str(m.path) for m in models],
         device=str(device), batch_size=opts.batch_size, precision=opts.precision, modes=list(opts.modes),
+        qualities=list(opts.qualities),
         include_partial=opts.include_partial, max_clips=opts.max_clips, lpips=scorer.has_lpips,
         peak_memory="torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss (whole process)",
         ffmpeg=ffmpeg_version(ffmpeg) if ffmpeg else None,

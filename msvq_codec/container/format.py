@@ -29,8 +29,9 @@ Offset   Size    Type   Field
 76       4       u32    n_clips: must equal ``ceil(frame_count / clip_frames)``; the last clip is padded
 80       1       u8     codec: stream codec id, 1 = zstd, 2 = DEFLATE, 3 = context (see ``StreamCodec``)
 81       1       u8     codec_level: zstd 1..22, DEFLATE 0..9, context 0
-82       1       u8     quality: the encoder's rate-control preset; 0 = none (every index is its latent's
-                        nearest code). Decoding never depends on it
+82       1       u8     quality: the encoder's rate-control preset (``QUALITY_PRESETS``, fixed ids): 0 = max
+                        (none: every index is its latent's nearest code), 1 = high, 2 = medium, 3 = low,
+                        4 = lowest; other values are kept and shown as numbers. Decoding never depends on it
 83       4       f32    rd_lambda: the rate-distortion lambda the encoder traded bits for distortion with;
                         finite and >= 0, and 0.0 when quality is 0. Decoding never depends on it
 87       1       u8     L: level count, 1..4
@@ -121,6 +122,9 @@ MAX_LEVELS = 4
 MAX_INDICES = 1 << 28
 MAX_STREAM_BYTES = 1 << 30
 NO_ENTROPY_ID = bytes(16)
+# The ``quality`` field's preset ids (fixed: an id is never reused for another preset). What each preset's
+# lambda is is the encoder's business (``msvq_codec.rdo``); the file records the lambda it used.
+QUALITY_PRESETS = {0: "max", 1: "high", 2: "medium", 3: "low", 4: "lowest"}
 
 _VERSION = struct.Struct("<H")
 # Version 2, offsets 10..87: model_id, entropy_id, source_fps, source_width, source_height, frame_count, fps,
@@ -231,6 +235,7 @@ class Header:
             "codec": self.codec.name.lower(),
             "codec_level": self.codec_level,
             "quality": self.quality,
+            "quality_preset": QUALITY_PRESETS.get(self.quality),
             "rd_lambda": self.rd_lambda,
             "paper_bpp": self.paper_bpp,
         }

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from msvq_codec.errors import UsageError
 from msvq_codec.model.layers import ResBlock3d
-from msvq_codec.model.vqvae import PIXEL_OFFSET, MSVQVAE, Codes
+from msvq_codec.model.vqvae import PIXEL_OFFSET, MSVQVAE, Chooser, Codes, Refiner
 
 PRECISIONS = ("auto", "fp32", "bf16")
 SEARCH_ROWS = 4096  # rows of the [n, K] distance matrix computed at once (4096 x 1024 floats: 16 MiB)
@@ -269,18 +269,27 @@ class FastModel:
         z = z.permute(0, 4, 1, 2, 3)  # [b, d, t, h, w]
         return self._layout(z, dtype)
 
+    def _pick(self, level: str, z: Tensor, choose: Chooser | None) -> Tensor:
+        """z [b, d, t, h, w] float32 -> indices [b, t, h, w]: the nearest codes, or ``choose``'s."""
+        return self._nearest(level, z) if choose is None else choose(level, z, self.codebooks[level][0])
+
     @torch.inference_mode()
-    def encode(self, x: Tensor) -> Codes:
-        """Clips x [b, 3, T, H, W] in [0, 1] -> integer codes on each level's grid."""
+    def encode(self, x: Tensor, choose: Chooser | None = None, refine: Refiner | None = None) -> Codes:
+        """Clips x [b, 3, T, H, W] in [0, 1] -> integer codes on each level's grid (``choose`` and ``refine``
+        as for ``MSVQVAE.encode``)."""
         enc = self.precision.encode
         h_b = _run(self.enc_bottom, self._layout(x - PIXEL_OFFSET, enc))
+        top = None
         if not self.two_levels:
-            return Codes(None, self._nearest("bottom", self.pre_quant_bottom(h_b.float())))
-        h_t = _run(self.enc_top, h_b)
-        top = self._nearest("top", self.pre_quant_top(h_t.float()))
-        fused = torch.cat([_run(self.dec_top, self._lookup("top", top, enc)), h_b], dim=1)
-        bottom = self._nearest("bottom", self.pre_quant_bottom(fused.float()))
-        return Codes(top, bottom)
+            z_b = self.pre_quant_bottom(h_b.float())
+        else:
+            h_t = _run(self.enc_top, h_b)
+            top = self._pick("top", self.pre_quant_top(h_t.float()), choose)
+            fused = torch.cat([_run(self.dec_top, self._lookup("top", top, enc)), h_b], dim=1)
+            z_b = self.pre_quant_bottom(fused.float())
+        if refine is not None:
+            z_b = refine(x, top, z_b)
+        return Codes(top, self._pick("bottom", z_b, choose))
 
     @torch.inference_mode()
     def decode(self, codes: Codes) -> Tensor:

@@ -8,11 +8,15 @@
     decode: upsample(z_t) ++ z_b -> decoder (stride bottom_stride) -> x_hat
 
 The model never touches files: ``encode`` maps clips to integer codes and ``decode`` maps codes to clips.
+Which code each latent gets is the nearest one unless the caller passes a ``Chooser`` (rate control, in
+``msvq_codec.rdo``): the top level is chosen first and the bottom latent is computed from the *chosen* top,
+so the bottom can make up for a top code traded for a cheaper one. A ``Refiner`` may move the bottom latent
+before its codes are chosen (``model.refine``). The model knows nothing of entropy coding.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +26,22 @@ from msvq_codec.model.layers import Downsample, Upsample, up_conv, stride_steps
 from msvq_codec.model.quantizer import EMAQuantizer
 
 PIXEL_OFFSET = 0.5  # clips in [0, 1] are centred to [-0.5, 0.5] inside the network
+
+# (level name, latent z [b, d, t, h, w], codebook [K, d]) -> indices [b, t, h, w] int64. Called once per level
+# per batch, top first; the nearest code (``nearest_codes``) when no chooser is given.
+Chooser = Callable[[str, Tensor, Tensor], Tensor]
+# (clips x [b, 3, T, H, W] in [0, 1], chosen top codes [b, t, h, w] or None, bottom latent [b, d, t, h, w])
+# -> the bottom latent to choose codes for.
+Refiner = Callable[[Tensor, "Tensor | None", Tensor], Tensor]
+
+
+def nearest_codes(level: str, z: Tensor, embed: Tensor) -> Tensor:
+    """The nearest codebook entry of each latent: z [b, d, t, h, w], embed [K, d] -> [b, t, h, w] int64."""
+    b, d, t, h, w = z.shape
+    flat = z.float().permute(0, 2, 3, 4, 1).reshape(-1, d)  # [b*t*h*w, d]
+    embed = embed.float()
+    dist_sq = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1)[None, :]  # [n, K]
+    return dist_sq.argmin(1).view(b, t, h, w)
 
 
 class Codes(NamedTuple):
@@ -103,9 +123,25 @@ class MSVQVAE(nn.Module):
         return ForwardOutput(self._decode_latents(z_b, z_t), vq_loss, codes)
 
     @torch.no_grad()
-    def encode(self, x: Tensor) -> Codes:
-        """Clips x [b, 3, T, H, W] in [0, 1] -> integer codes on each level's grid."""
-        return self._quantize(x).codes
+    def encode(self, x: Tensor, choose: Chooser | None = None, refine: Refiner | None = None) -> Codes:
+        """Clips x [b, 3, T, H, W] in [0, 1] -> integer codes on each level's grid: the nearest codes, or what
+        ``choose`` picks (top first; the bottom latent computed from the chosen top), the bottom latent first
+        moved by ``refine`` if given."""
+        if choose is None and refine is None:
+            return self._quantize(x).codes
+        pick = choose or nearest_codes
+        h_b = self.enc_bottom(x - PIXEL_OFFSET)  # [b, C, t_b, h_b, w_b]
+        top = None
+        if self.config.levels == 2:
+            z_t = self.pre_quant_top(self.enc_top(h_b))  # [b, d, t_t, h_t, w_t]
+            top = pick("top", z_t, self.quantizer_top.embed)
+            fused = torch.cat([self.dec_top(self.quantizer_top.lookup(top)), h_b], dim=1)  # [b, d + C, ...]
+            z_b = self.pre_quant_bottom(fused)
+        else:
+            z_b = self.pre_quant_bottom(h_b)
+        if refine is not None:
+            z_b = refine(x, top, z_b)
+        return Codes(top, pick("bottom", z_b, self.quantizer_bottom.embed))
 
     @torch.no_grad()
     def decode(self, codes: Codes) -> Tensor:
