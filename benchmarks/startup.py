@@ -11,7 +11,8 @@ round by round so that a busy machine slows each alike:
                                               torch's default, and with --precision bf16)
     msvq -q decode OUT.msvq OUT.npy --force   a whole single-file decode
 
-and prints each one's median and minimum wall time and the medians' excess over ``import torch``. With
+and prints each one's median and minimum wall time and the medians' excess over ``import torch``, and the
+machine's load average before and after the rounds (the rounds themselves add about 1 to it). With
 ``--importtime`` it also prints the 15 slowest modules (cumulative) of ``msvq encode``'s own imports.
 """
 
@@ -70,12 +71,15 @@ def main() -> None:
             "msvq decode (to .npy)": ([msvq, "-q", "decode", str(out), str(Path(tmp) / "out.npy"), "--force"], {}),
         }
         subprocess.run(encode, check=True, stdout=subprocess.DEVNULL)  # warm the file system caches
+        load_before = os.getloadavg()  # how busy the machine was: the figures mean little without it
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.rounds):
             for name, (cmd, extra) in commands.items():
                 times[name].append(timed(cmd, {**env, **extra}))
         base = statistics.median(times["python -c 'import torch'"])
+        load = "/".join(f"{a:.2f}" for a in load_before), "/".join(f"{a:.2f}" for a in os.getloadavg())
         print(f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs; wall seconds")
+        print(f"load average (1/5/15 min) {load[0]} before the rounds, {load[1]} after (these rounds included)")
         print("| command | median (s) | min (s) | median - import torch (s) |")
         print("|---|---|---|---|")
         for name, ts in times.items():
