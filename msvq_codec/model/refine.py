@@ -3,8 +3,9 @@
 The encoder's bottom latent is what the network learnt to predict, not the latent whose decoding is closest
 to the clip. ``refine_bottom`` takes ``steps`` Adam steps on it against the pixel error of the decoder's
 output (the reference decoder, float32, with the top fixed at its chosen codes), before its codes are
-chosen. Only the latent moves; the weights do not. Inference only: gradients are taken with respect to the
-latent and nothing else.
+chosen. The decoder is given each step's nearest codebook entries and the gradient passes straight through
+to the latent (as in VQ-VAE training), so the steps aim at what will be decoded rather than at a continuous
+latent that quantisation then moves away from. Only the latent moves; the weights do not. Inference only: gradients are taken with respect to the latent alone.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def refine_bottom(model: MSVQVAE, x: Tensor, top: Tensor | None, z_bottom: Tenso
         for _ in range(steps):
             with torch.no_grad():
                 snapped = model.quantizer_bottom.lookup(nearest_codes("bottom", z, embed))  # [b, d, t_b, h_b, w_b]
-            quantized = z + (snapped - z).detach()  # straight through: the decoder sees codebook entries, z gets the gradient
+            quantized = z + (snapped - z).detach()  # straight through: decodes the entries, z gets the gradient
             latent = quantized if fixed is None else torch.cat([fixed, quantized], dim=1)  # [b, (2)d, t, h, w]
             recon = (model.decoder(latent) + PIXEL_OFFSET).clamp(0.0, 1.0)  # [b, 3, T, H, W]
             loss = F.mse_loss(recon, target)
