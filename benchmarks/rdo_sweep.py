@@ -1,0 +1,99 @@
+"""Rate control's lambda against file bits and PSNR: how the ``--quality`` presets were tuned (``msvq_codec.rdo``).
+
+    python benchmarks/rdo_sweep.py VIDEO... --lambdas 0,1,2,4,8 [--passes 1,2] [--effort 0] [--json OUT]
+
+Each input is encoded as ``msvq encode`` encodes it (every clip, one file per video, context coder) with
+rate control at each lambda and number of passes (lambda 0: the nearest codes, ``--quality max``), decoded by
+the unchanged decoder, and scored as ``msvq bench`` scores it: PSNR over the evaluated clips' real frames
+(per frame, mean per clip, mean over clips); ``bpp`` = bits of the evaluated clips' own file per video over
+their pixels (``msvq bench``'s per-video rate), ``file_bpp`` = the whole files' bits (``msvq encode``'s output,
+the padded last clips included) over the pixels of the frames they return, ``file_bits`` per video. Also
+the encode time (clips -> bytes, this machine) per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from msvq_codec.runtime import configure_before_torch
+
+configure_before_torch()
+
+import numpy as np  # noqa: E402
+
+from msvq_codec.bench.clips import iter_videos  # noqa: E402
+from msvq_codec.codec import codes_to_bytes, container_indices, decode_clips, encode_clips  # noqa: E402
+from msvq_codec.codec import entropy_model, load_model, read_bytes  # noqa: E402
+from msvq_codec.metrics import clip_psnr  # noqa: E402
+from msvq_codec.model.refine import refiner  # noqa: E402
+from msvq_codec.rdo import PRESETS, Preset, RdChooser  # noqa: E402
+
+
+def run(loaded, videos, rd_lambda: float, passes: int, effort: int) -> dict:
+    coders = dict(zip(loaded.model.config.level_names, entropy_model(loaded)[1]))
+    setting = Preset("sweep", PRESETS["high"].id, rd_lambda, passes) if rd_lambda else PRESETS["max"]
+    bits, pixels, psnrs, seconds, per_video = 0, 0, [], 0.0, {}
+    eval_bits, eval_pixels = 0, 0
+    for video in videos:
+        started = time.perf_counter()
+        choose = RdChooser(coders, rd_lambda, passes) if rd_lambda else None
+        indices = encode_clips(loaded, [c.frames for c in video.clips], choose=choose,
+                               refine=refiner(loaded.model, effort))  # fmt: skip
+        _, data = codes_to_bytes(loaded, indices, video.frame_count, video.info, quality=setting)
+        seconds += time.perf_counter() - started
+        decoded = container_indices(read_bytes(data), loaded)  # the file, as the decoder reads it
+        assert all(np.array_equal(a, b) for a, b in zip(decoded, indices))
+        frames = np.concatenate(list(decode_clips(loaded, decoded)))
+        size = loaded.model.config.clip_size
+        bits += 8 * len(data)
+        pixels += video.frame_count * size * size
+        per_video[Path(video.path).name] = 8 * len(data)
+        n, real = len(video.selected), sum(c.real_frames for c in video.selected)
+        prefix = codes_to_bytes(loaded, tuple(a[:n] for a in indices), real, video.info, quality=setting)[1]
+        eval_bits += 8 * len(prefix)  # as msvq bench's per-video stream: the evaluated clips' own file
+        eval_pixels += real * size * size
+        for clip in video.selected:
+            start = clip.index * loaded.model.config.clip_frames
+            psnrs.append(clip_psnr(clip.real, frames[start : start + clip.real_frames]))
+    frames_total = pixels // (loaded.model.config.clip_size ** 2)
+    return {"rd_lambda": rd_lambda, "passes": passes, "effort": effort, "bpp": eval_bits / eval_pixels,
+            "file_bpp": bits / pixels,
+            "psnr": float(np.mean(psnrs)), "clips": len(psnrs), "file_bits": per_video,
+            "encode_frames_per_s": frames_total / seconds}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("inputs", nargs="+", type=Path)
+    ap.add_argument("--weights", type=Path, default=None)
+    ap.add_argument("--lambdas", default="0,1,2,4,8")
+    ap.add_argument("--passes", default="1")
+    ap.add_argument("--effort", default="0", help="comma-separated refinement steps")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    loaded = load_model(args.weights, "cpu")
+    cfg = loaded.model.config
+    videos = list(iter_videos(args.inputs, fps=cfg.fps, size=cfg.clip_size, clip_frames=cfg.clip_frames))
+    rows = []
+    for effort in (int(e) for e in args.effort.split(",")):
+        for passes in (int(p) for p in args.passes.split(",")):
+            for lam in (float(v) for v in args.lambdas.split(",")):
+                if lam == 0 and passes > 1:
+                    continue
+                row = run(loaded, videos, lam, passes, effort)
+                rows.append(row)
+                print(f"lambda {lam:g} passes {passes} effort {effort}: {row['bpp']:.4f} bpp "
+                      f"({row['file_bpp']:.4f} whole files), {row['psnr']:.2f} dB, "
+                      f"{row['encode_frames_per_s']:.1f} frames/s", flush=True)  # fmt: skip
+    if args.json:
+        report = {"weights": str(loaded.path), "model_id": loaded.model_id.hex(),
+                  "inputs": [str(p) for p in args.inputs], "rows": rows}  # fmt: skip
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
