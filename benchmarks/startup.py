@@ -12,8 +12,9 @@ round by round so that a busy machine slows each alike:
     msvq -q decode OUT.msvq OUT.npy --force   a whole single-file decode
 
 and prints each one's median and minimum wall time and the medians' excess over ``import torch``, and the
-machine's load average before and after the rounds (the rounds themselves add about 1 to it). With
-``--importtime`` it also prints the 15 slowest modules (cumulative) of ``msvq encode``'s own imports.
+machine's load average and fp32 GEMM rate before and after the rounds (the rounds themselves add about 1 to
+the load). With ``--importtime`` it also prints the 15 slowest modules (cumulative) of ``msvq encode``'s own
+imports.
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ def importtime(env: dict[str, str], code: str) -> list[tuple[int, str]]:
     return sorted(rows, reverse=True)
 
 
+def fp32_gemm_tflops(env: dict[str, str]) -> float:
+    """The machine's fp32 GEMM rate now (TFLOP/s, ``msvq_codec.perf.gemm_rate``, as msvq bench measures it),
+    in a process of its own: the encode is bound by the fp32 model, so its excess over ``import torch`` scales
+    with this rate, which a host shared with other machines changes from hour to hour."""
+    code = "import torch; from msvq_codec.perf import gemm_rate; print(gemm_rate(torch.float32))"
+    return float(subprocess.run([sys.executable, "-c", code], env={"OMP_WAIT_POLICY": "PASSIVE", **env},
+                                capture_output=True, text=True, check=True).stdout) / 1e12  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -72,6 +82,7 @@ def main() -> None:
         }
         subprocess.run(encode, check=True, stdout=subprocess.DEVNULL)  # warm the file system caches
         load_before = os.getloadavg()  # how busy the machine was: the figures mean little without it
+        gemm_before = fp32_gemm_tflops(env)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.rounds):
             for name, (cmd, extra) in commands.items():
@@ -80,6 +91,7 @@ def main() -> None:
         load = "/".join(f"{a:.2f}" for a in load_before), "/".join(f"{a:.2f}" for a in os.getloadavg())
         print(f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs; wall seconds")
         print(f"load average (1/5/15 min) {load[0]} before the rounds, {load[1]} after (these rounds included)")
+        print(f"fp32 GEMM {gemm_before:.3f} TFLOP/s before the rounds, {fp32_gemm_tflops(env):.3f} after")
         print("| command | median (s) | min (s) | median - import torch (s) |")
         print("|---|---|---|---|")
         for name, ts in times.items():
