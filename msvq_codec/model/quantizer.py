@@ -23,6 +23,13 @@ class Quantized(NamedTuple):
     commitment: Tensor  # scalar: mean ||z - sg(e)||^2, the VQ loss of an EMA codebook
 
 
+def nearest_rows(flat: Tensor, embed: Tensor) -> Tensor:
+    """Index of the nearest row of ``embed`` [K, d] for each row of ``flat`` [n, d] -> [n] int64."""
+    embed = embed.float()
+    dist_sq = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1)[None, :]  # [n, K]
+    return dist_sq.argmin(1)
+
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -48,11 +55,7 @@ class EMAQuantizer(nn.Module):
 
     def nearest(self, flat: Tensor) -> Tensor:
         """Index of the nearest codebook entry for each row of ``flat`` [n, d] -> [n]."""
-        embed = self.embed.float()
-        dist_sq = (
-            flat.pow(2).sum(1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1)[None, :]
-        )  # [n, K]
-        return dist_sq.argmin(1)
+        return nearest_rows(flat, self.embed)
 
     def lookup(self, indices: Tensor) -> Tensor:
         """Codebook vectors for ``indices`` [b, t, h, w] -> [b, d, t, h, w]."""

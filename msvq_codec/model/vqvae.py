@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from msvq_codec.config import ModelConfig
 from msvq_codec.model.layers import Downsample, Upsample, up_conv, stride_steps
-from msvq_codec.model.quantizer import EMAQuantizer
+from msvq_codec.model.quantizer import EMAQuantizer, nearest_rows
 
 PIXEL_OFFSET = 0.5  # clips in [0, 1] are centred to [-0.5, 0.5] inside the network
 
@@ -39,9 +39,7 @@ def nearest_codes(level: str, z: Tensor, embed: Tensor) -> Tensor:
     """The nearest codebook entry of each latent: z [b, d, t, h, w], embed [K, d] -> [b, t, h, w] int64."""
     b, d, t, h, w = z.shape
     flat = z.float().permute(0, 2, 3, 4, 1).reshape(-1, d)  # [b*t*h*w, d]
-    embed = embed.float()
-    dist_sq = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1)[None, :]  # [n, K]
-    return dist_sq.argmin(1).view(b, t, h, w)
+    return nearest_rows(flat, embed).view(b, t, h, w)
 
 
 class Codes(NamedTuple):
