@@ -260,3 +260,46 @@ def test_channels_last_trains_the_same_function_and_exports_plain_weights(data_d
     for name, tensor in load_weights(tmp_path / "w.safetensors").model.state_dict().items():
         expected = state[name].half().float() if state[name].is_floating_point() else state[name]
         assert tensor.is_contiguous() and torch.equal(tensor.to(expected.dtype), expected), name
+
+
+def test_epoch_batches_give_each_clip_once_per_epoch_split_across_ranks():
+    from msvq_codec.train.data import Draw
+    from msvq_codec.train.loop import EpochBatches
+
+    shares = [EpochBatches(11, 2, seed=5, rank=r, world=2) for r in range(2)]
+    for epoch in range(3):
+        seen = []
+        for sampler in shares:
+            sampler.epoch, sampler.start = epoch, 0
+            batches = list(sampler)
+            assert len(batches) == len(sampler) and all(len(b) <= 2 for b in batches)
+            assert all(isinstance(d, Draw) and d.epoch == epoch for b in batches for d in b)
+            seen += [d.index for b in batches for d in b]
+        assert sorted(seen) == list(range(11))
+    sampler = shares[0]
+    whole = list(sampler)
+    sampler.start = 2  # a resumed epoch skips the batches it already took
+    assert list(sampler) == whole[2:] and len(sampler) == len(whole) - 2
+    sampler.epoch = 1
+    assert list(sampler) != whole[2:]  # each epoch has its own order
+
+
+def test_workers_that_live_across_epochs_train_as_the_loop_alone(data_dir, tmp_path):
+    # 6 training clips, batch 2: 3 steps an epoch, so 8 steps cross two epoch boundaries; the augmentation
+    # draws come from the Draw keys, so forked workers (kept alive) draw exactly what the loop draws itself
+    alone = load_checkpoint(run(data_dir, tmp_path / "a", steps=8, augment=True, workers=0))
+    forked = load_checkpoint(run(data_dir, tmp_path / "b", steps=8, augment=True, workers=2))
+    assert alone["epoch"] == forked["epoch"] == 2
+    for key, value in alone["model"].items():
+        assert torch.equal(value, forked["model"][key]), key
+
+
+def test_augmented_clip_is_drawn_from_the_epoch_its_key_names(data_dir):
+    from msvq_codec.train.data import ClipDataset, ClipRef, Draw
+
+    dataset = ClipDataset([data_dir / "video0.npy"], [ClipRef(0, 0), ClipRef(0, 32)], 32, 64, augment=True, seed=3)
+    assert torch.equal(dataset[Draw(1, 1)], dataset[Draw(1, 1)])
+    assert not torch.equal(dataset[Draw(0, 1)], dataset[Draw(1, 1)])
+    dataset.epoch = 1  # a bare index draws for the dataset's own epoch
+    assert torch.equal(dataset[1], dataset[Draw(1, 1)])
+

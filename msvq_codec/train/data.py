@@ -24,6 +24,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -44,6 +45,13 @@ CROP_SCALES = (0.6, 1.0)  # augmentation: side of the random crop, as a share of
 class ClipRef:
     video: int  # index into the list of cached videos
     start: int  # first frame (at 16 fps)
+
+
+class Draw(NamedTuple):
+    """A training clip as the loop asks for it: which pass over the clips, and which clip."""
+
+    epoch: int  # the pass: seeds the augmentation draws with the index
+    index: int  # into the dataset's ClipRefs
 
 
 @dataclass(frozen=True)
@@ -193,7 +201,9 @@ def build_split(
 
 class ClipDataset(Dataset):
     """Clips [3, T, size, size] float in [0, 1] from the cache. With ``augment``: a random temporal offset
-    (within the video), a random square crop of CROP_SCALES of the frame side, and a horizontal flip."""
+    (within the video), a random square crop of CROP_SCALES of the frame side, and a horizontal flip, drawn from
+    (seed, epoch, index). A key is a ``Draw`` (the loop's, which names the epoch, so worker processes can live
+    across epochs) or a bare index (drawn for ``self.epoch``)."""
 
     def __init__(self, caches: list[Path], refs: list[ClipRef], clip_frames: int, size: int, augment: bool, seed: int):
         if not refs:
@@ -211,7 +221,8 @@ class ClipDataset(Dataset):
             self._arrays[v] = np.load(self.paths[v], mmap_mode="r")
         return self._arrays[v]
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, key: int | Draw) -> torch.Tensor:
+        epoch, i = key if isinstance(key, Draw) else (self.epoch, key)
         ref = self.refs[i]
         video = self._video(ref.video)  # [N, S, S, 3]
         start = ref.start
@@ -219,7 +230,7 @@ class ClipDataset(Dataset):
             frames = np.array(video[start : start + self.clip_frames])  # a copy: the memmap is read-only
             frames = np.stack([_resize(f, self.size) for f in frames]) if frames.shape[1] != self.size else frames
         else:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
+            rng = np.random.default_rng([self.seed, epoch, i])
             start = int(rng.integers(start, min(start + self.clip_frames, len(video) - self.clip_frames) + 1))
             frames = np.asarray(video[start : start + self.clip_frames])  # [T, S, S, 3]
             side = frames.shape[1]

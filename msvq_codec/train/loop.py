@@ -31,16 +31,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Sampler
 
 from msvq_codec.config import ModelConfig, TrainConfig
 from msvq_codec.device import pick_device
 from msvq_codec.errors import UsageError
 from msvq_codec.metrics import clip_psnr, clip_ssim
+from msvq_codec.model.quantizer import code_counts
 from msvq_codec.model.vqvae import MSVQVAE
 from msvq_codec.model.weights import load_weights
 from msvq_codec.train.checkpoint import configs_of, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from msvq_codec.train.data import ClipDataset, build_split
+from msvq_codec.train.data import ClipDataset, Draw, build_split
 from msvq_codec.vgg import PerceptualLoss, load_vgg_weights
 
 TRAIN_CACHE_SIZE = 96  # cached frame side when augmenting: crops of 60-100% keep >= 64 px of detail
@@ -101,6 +102,28 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
+class EpochBatches(Sampler):
+    """The batches of one epoch, from batch ``start`` on: this process's share (every ``world``-th clip from
+    ``rank``) of the order fixed by (seed, epoch), as ``Draw`` keys. The loop sets ``epoch`` and ``start``
+    before each pass; the sampler runs in the loop's process, so one DataLoader, and its worker processes,
+    serve the whole run instead of starting anew every epoch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int, world: int):
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.epoch, self.start = 0, 0
+
+    def _batches(self) -> list[list[int]]:
+        order = epoch_order(self.n, self.seed, self.epoch)[self.rank :: self.world]
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def __iter__(self):
+        for batch in self._batches()[self.start :]:
+            yield [Draw(self.epoch, i) for i in batch]
+
+    def __len__(self) -> int:
+        return max(0, math.ceil(len(range(self.rank, self.n, self.world)) / self.batch_size) - self.start)
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int, warmup: int):
     """The per-step learning-rate schedule of ``config``: the paper's cosine, or warmup then constant."""
     if config.schedule == "cosine":
@@ -128,16 +151,27 @@ class WeightAverage:
         return self.model
 
 
-def codebook_stats(model: MSVQVAE, codes) -> dict[str, float]:
-    """Per level: distinct entries used by ``codes``, their perplexity, and the latest step's restarts."""
-    stats: dict[str, float] = {}
+def codebook_stats(model: MSVQVAE, codes) -> dict[str, torch.Tensor]:
+    """Per level: distinct entries used by ``codes``, their perplexity, and the latest step's restarts, as
+    0-dim tensors on the model's device (read with the step's other figures, in one wait for the device)."""
+    stats: dict[str, torch.Tensor] = {}
     for name, indices in zip(model.config.level_names, codes.by_level()):
         quantizer = getattr(model, f"quantizer_{name}")
-        counts = torch.bincount(indices.flatten(), minlength=quantizer.codebook_size)
-        stats[f"{name}_used"] = int((counts > 0).sum())
-        stats[f"{name}_ppl"] = round(quantizer.usage(indices), 1)
-        stats[f"{name}_restarts"] = quantizer.last_restarts
+        stats[f"{name}_used"] = (code_counts(indices, quantizer.codebook_size) > 0).sum()
+        stats[f"{name}_ppl"] = quantizer.usage(indices)
+        stats[f"{name}_restarts"] = torch.as_tensor(quantizer.last_restarts, device=indices.device)
     return stats
+
+
+def read_figures(figures: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Scalar tensors to Python numbers in one transfer: each ``.item()`` would wait for the device, and a
+    GPU step that waits often leaves the device idle while Python queues the next kernels. Counts (``*_used``,
+    ``*_restarts``) come back as ints, perplexities rounded to 0.1."""
+    values = torch.stack([v.detach().float().reshape(()) for v in figures.values()]).tolist()
+    out: dict[str, float] = {}
+    for key, value in zip(figures, values):
+        out[key] = int(value) if key.endswith(("_used", "_restarts")) else round(value, 1) if key.endswith("_ppl") else value
+    return out
 
 
 @torch.no_grad()
@@ -322,15 +356,16 @@ def train(
     final = run_dir / "last.pt"
     stop = False
     with open(run_dir / "log.jsonl", "a") if is_main else open(os.devnull, "w") as log_file:
+        batches = EpochBatches(len(train_set), config.batch_size, config.seed, rank, world)
+        loader = DataLoader(
+            train_set,
+            batch_sampler=batches,
+            num_workers=config.workers,
+            persistent_workers=config.workers > 0,
+            pin_memory=device.type == "cuda",
+        )
         while epoch < config.epochs and not stop:
-            train_set.epoch = epoch
-            order = epoch_order(len(train_set), config.seed, epoch)[rank::world]
-            batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-            loader = DataLoader(
-                Subset(train_set, [i for b in batches[batch_start:] for i in b]),
-                batch_size=config.batch_size,
-                num_workers=config.workers,
-            )
+            batches.epoch, batches.start = epoch, batch_start
             for clips in loader:
                 t0 = time.monotonic()
                 clips = clips.to(device, non_blocking=True, memory_format=memory_format)  # [b, 3, T, H, W]
@@ -351,20 +386,22 @@ def train(
                 step += 1
                 batch_start += 1
                 with torch.no_grad():
-                    mse = F.mse_loss(out.recon.detach().float().clamp(0, 1), clips).item()
-                recent_psnr.append(10 * math.log10(1 / max(mse, 1e-10)))
+                    mse = F.mse_loss(out.recon.detach().float().clamp(0, 1), clips)
+                figures = read_figures(
+                    {"loss": loss, "recon": recon_loss, "vq": out.vq_loss, "perc": perc_loss, "mse": mse,
+                     "grad_norm": grad_norm, **codebook_stats(model, out.codes)}
+                )  # fmt: skip
+                recent_psnr.append(10 * math.log10(1 / max(figures.pop("mse"), 1e-10)))
+                grad_norm = figures.pop("grad_norm")
                 record = {
                     "step": step,
                     "epoch": epoch,
-                    "loss": loss.item(),
-                    "recon": recon_loss.item(),
-                    "vq": out.vq_loss.item(),
-                    "perc": perc_loss.item(),
+                    **{key: figures.pop(key) for key in ("loss", "recon", "vq", "perc")},
                     "psnr": recent_psnr[-1],
                     "psnr_recent": sum(recent_psnr) / len(recent_psnr),
                     "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": float(grad_norm),
-                    **codebook_stats(model, out.codes),
+                    "grad_norm": grad_norm,
+                    **figures,  # codebook use per level
                     "total_steps": phase_start + total_steps,  # where this phase ends
                     "sec": time.monotonic() - t0,
                 }
