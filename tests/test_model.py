@@ -122,7 +122,7 @@ def test_dead_codes_are_restarted_from_encoder_outputs():
 
 def test_perplexity_counts_codes_in_use():
     q = EMAQuantizer(codebook_size=16, dim=2, decay=0.9, eps=1e-5, dead_threshold=1.0)
-    assert q.usage(torch.arange(4).repeat(10)) == pytest.approx(4.0, rel=1e-4)
+    assert float(q.usage(torch.arange(4).repeat(10))) == pytest.approx(4.0, rel=1e-4)
 
 
 def _one_cluster_quantiser(dead_fraction: float) -> tuple[EMAQuantizer, torch.Tensor]:
@@ -146,7 +146,7 @@ def test_restarted_entries_get_a_grace_period_relative_to_the_batch(fraction, ex
     restarts = []
     for _ in range(4):
         q(z)  # restarted entries land on the origin too, where entry 0 wins the tie: they never get a hit
-        restarts.append(q.last_restarts)
+        restarts.append(int(q.last_restarts))
     assert restarts == expected_restarts
     if fraction:
         mean_hits = 64 / 8

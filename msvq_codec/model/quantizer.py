@@ -30,6 +30,13 @@ def nearest_rows(flat: Tensor, embed: Tensor) -> Tensor:
     return dist_sq.argmin(1)
 
 
+def code_counts(indices: Tensor, codebook_size: int) -> Tensor:
+    """Hits per codebook entry [K] float of ``indices`` (any shape). Unlike ``bincount`` or ``one_hot``, which
+    read the indices' maximum first, this never waits for a GPU to finish."""
+    flat = indices.reshape(-1)
+    return torch.zeros(codebook_size, device=indices.device).index_add_(0, flat, torch.ones_like(flat, dtype=torch.float))
+
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -47,7 +54,9 @@ class EMAQuantizer(nn.Module):
         # f > 0: dead below f x the mean hits per entry of the batch, restarted at that mean, so a fresh entry
         # survives about ln(1/f) / (1 - decay) steps without a hit instead of being restarted again at once.
         self.dead_fraction = 0.0
-        self.last_restarts = 0  # entries restarted by the latest training step (for logs)
+        self.last_restarts = torch.zeros((), dtype=torch.long)  # entries restarted by the latest training step
+        # (for logs; a tensor, so training never waits on the device to count them)
+        self._seeded = False  # ``initialized`` was seen True: no need to read the buffer (a device sync) again
         self.register_buffer("embed", torch.randn(codebook_size, dim) * 0.1)  # [K, d]
         self.register_buffer("cluster_size", torch.ones(codebook_size))  # [K] EMA usage counts
         self.register_buffer("embed_avg", self.embed.clone())  # [K, d] EMA of summed assignments
@@ -65,8 +74,10 @@ class EMAQuantizer(nn.Module):
         z = z.float()
         b, d, t, h, w = z.shape
         flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # [b*t*h*w, d]
-        if self.training and not bool(self.initialized):
-            self._seed_from(flat)
+        if self.training and not self._seeded:
+            if not bool(self.initialized):
+                self._seed_from(flat)
+            self._seeded = True
         indices = self.nearest(flat)  # [n]
         if self.training:
             self._ema_update(flat, indices)
@@ -94,9 +105,8 @@ class EMAQuantizer(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, flat: Tensor, indices: Tensor) -> None:
-        onehot = F.one_hot(indices, self.codebook_size).type(flat.dtype)  # [n, K]
-        counts = onehot.sum(0)  # [K]
-        sums = onehot.t() @ flat  # [K, d]
+        counts = code_counts(indices, self.codebook_size)  # [K]
+        sums = torch.zeros_like(self.embed_avg).index_add_(0, indices, flat)  # [K, d]: summed assignments
         if _distributed():
             dist.all_reduce(counts)
             dist.all_reduce(sums)
@@ -107,20 +117,20 @@ class EMAQuantizer(nn.Module):
         self.embed.copy_(self.embed_avg / smoothed[:, None])
 
         if self.dead_fraction > 0:
-            mean_hits = float(counts.sum()) / self.codebook_size  # hits per entry if all were used equally
+            mean_hits = counts.sum() / self.codebook_size  # hits per entry if all were used equally
             threshold, restart_count = self.dead_fraction * mean_hits, mean_hits
         else:
             threshold, restart_count = self.dead_threshold, 1.0
         dead = self.cluster_size < threshold  # [K]
         if _distributed():
             dist.broadcast(dead, src=0)
-        n_dead = int(dead.sum())
-        self.last_restarts = n_dead
-        if n_dead:
-            fresh = self._random_rows(flat, n_dead)  # [n_dead, d]
-            self.embed[dead] = fresh
-            self.embed_avg[dead] = fresh * restart_count
-            self.cluster_size[dead] = restart_count
+        self.last_restarts = dead.sum()
+        # a fresh encoder output drawn for every entry, taken only by the dead ones: selecting on the device
+        # instead of counting the dead first keeps the step free of a wait for the device
+        fresh = self._random_rows(flat, self.codebook_size)  # [K, d]
+        self.embed.copy_(torch.where(dead[:, None], fresh, self.embed))
+        self.embed_avg.copy_(torch.where(dead[:, None], fresh * restart_count, self.embed_avg))
+        self.cluster_size.copy_(torch.where(dead, restart_count, self.cluster_size))
 
     @torch.no_grad()
     def resync_ema(self) -> None:
@@ -130,9 +140,14 @@ class EMAQuantizer(nn.Module):
         smoothed = (self.cluster_size + self.eps) / (total + self.codebook_size * self.eps) * total  # [K]
         self.embed_avg.copy_(self.embed * smoothed[:, None])
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self._seeded = False  # the loaded ``initialized`` decides again
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @torch.no_grad()
-    def usage(self, indices: Tensor) -> float:
-        """Perplexity of the code distribution in ``indices``: how many entries are effectively in use."""
-        counts = torch.bincount(indices.flatten(), minlength=self.codebook_size).float()
+    def usage(self, indices: Tensor) -> Tensor:
+        """Perplexity of the code distribution in ``indices``: how many entries are effectively in use (a
+        0-dim tensor on the indices' device)."""
+        counts = code_counts(indices, self.codebook_size)
         probs = counts / counts.sum()
-        return float(torch.exp(-(probs * torch.log(probs + 1e-10)).sum()))
+        return torch.exp(-(probs * torch.log(probs + 1e-10)).sum())
