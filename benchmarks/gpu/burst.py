@@ -34,8 +34,10 @@ CLIP = (32, 64)  # frames, side: ModelConfig's clip
 TRAIN_CACHE = 96  # msvq_codec.train.loop.TRAIN_CACHE_SIZE: the augmenting cache side
 PART_BYTES = 15 * 2**20  # the transfer back takes files of at most 16 MiB
 EXPORT_RESERVE_S = 45  # kept at the end of the budget for the last validation, checkpoint and export
-LOOP_WALL_PER_TIMED_STEP = 1.92  # wall time per step inside msvq's loop over a step timed alone, measured on an
-# H200 (benchmarks/training.md, sitting 3: 441 s for 11,300 steps of 20.3 ms): syncs, logging, data, epochs
+LOOP_WALL_PER_TIMED_STEP = 1.2  # planned wall time per step inside msvq's loop over a step timed alone. Sitting 3
+# measured 1.92 on an H200 (441 s for 11,300 steps of 20.3 ms) when the loop started new DataLoader workers every
+# epoch (65 steps) and waited for the device a dozen times a step; both are gone, and 1.2 is a guess kept low:
+# if the loop is slower, ``max_minutes`` ends the cosine a little before its floor (the summary records the ratio)
 
 
 def _prepare(job: tuple[str, str, int]) -> str:
@@ -102,7 +104,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--gamma", type=float, default=0.0, help="perceptual weight (needs VGG weights)")
     parser.add_argument("--weight-ema", type=float, default=0.998)
-    parser.add_argument("--workers", type=int, default=8, help="DataLoader processes (forked anew each epoch)")
+    parser.add_argument("--workers", type=int, default=10, help="DataLoader processes (alive for the whole run)")
     parser.add_argument("--validate-minutes", type=float, default=2.5)
     parser.add_argument("--calibrate-steps", type=int, default=12)
     parser.add_argument("--init-from", type=Path, help="weights to continue from (fresh optimiser)")
@@ -172,6 +174,7 @@ def main() -> int:
                   f"lr {record['lr']:.2e} {record['sec'] * 1000:.0f} ms/step top used {record['top_used']}", flush=True)
 
     error = None
+    train_started = elapsed()
     try:
         train(model_config, config, options, log=lambda m: print(f"[{elapsed():6.1f} s] {m}", flush=True),
               on_step=progress)  # fmt: skip
@@ -182,6 +185,9 @@ def main() -> int:
     last = run_dir / "last.pt"
     if last.exists():
         ckpt = load_checkpoint(last)
+        if step_s:
+            steps = max(1, ckpt["step"] - ckpt.get("phase_start", 0))
+            summary["loop_wall_per_timed_step"] = round((summary["trained_s"] - train_started) / steps / step_s, 2)
         history = ckpt.get("history") or []
         final = history[-1] if history else {}
         raw_better = final.get("val_psnr", 0) > final.get("ema_val_psnr", -1)
