@@ -170,7 +170,11 @@ def read_figures(figures: dict[str, torch.Tensor]) -> dict[str, float]:
     values = torch.stack([v.detach().float().reshape(()) for v in figures.values()]).tolist()
     out: dict[str, float] = {}
     for key, value in zip(figures, values):
-        out[key] = int(value) if key.endswith(("_used", "_restarts")) else round(value, 1) if key.endswith("_ppl") else value
+        if key.endswith(("_used", "_restarts")):
+            value = int(value)
+        elif key.endswith("_ppl"):
+            value = round(value, 1)
+        out[key] = value
     return out
 
 
