@@ -14,7 +14,8 @@ round by round so that a busy machine slows each alike:
 and prints each one's median and minimum wall time and the medians' excess over ``import torch``, and the
 machine's load average and fp32 GEMM rate before and after the rounds (the rounds themselves add about 1 to
 the load). With ``--importtime`` it also prints the 15 slowest modules (cumulative) of ``msvq encode``'s own
-imports.
+imports. With ``--phases`` it also runs the encode ``--rounds`` more times, each in a fresh process under
+cProfile, and prints the median wall time of each phase: where the excess over ``import torch`` goes.
 """
 
 from __future__ import annotations
@@ -47,6 +48,54 @@ def importtime(env: dict[str, str], code: str) -> list[tuple[int, str]]:
     return sorted(rows, reverse=True)
 
 
+PHASES = {  # (file suffix, function) whose cumulative time is a phase of a single-file encode
+    "building the command line (typer introspects every command)": ("typer/main.py", "get_command"),
+    "importing the codec (OpenCV, container, entropy coder), on first use": ("msvq_codec/codec.py", "<module>"),
+    "loading the weights and the entropy model": ("msvq_codec/codec.py", "load_model"),
+    "reading the video (decode, 16 fps, 64x64)": ("msvq_codec/video/read.py", "__iter__"),
+    "the model: encode to indices (fast path)": ("msvq_codec/model/fast.py", "encode"),
+}
+PHASE_PROBE = """
+import cProfile, json, pstats, sys, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import msvq_codec.cli
+t2 = time.perf_counter()
+sys.argv = ["msvq", "-q", "encode", *sys.argv[1:]]
+profile = cProfile.Profile()
+profile.enable()
+try:
+    msvq_codec.cli.main()
+except SystemExit:
+    pass
+profile.disable()
+t3 = time.perf_counter()
+stats = pstats.Stats(profile).stats  # {(file, line, name): (calls, primitive, tottime, cumtime, callers)}
+cumulative = {f"{file}:{name}": row[3] for (file, _, name), row in stats.items()}
+print(json.dumps({"import torch": t1 - t0, "import msvq_codec.cli": t2 - t1, "command": t3 - t2,
+                  "functions": cumulative}))
+"""
+
+
+def phases(encode_args: list[str], env: dict[str, str], rounds: int) -> dict[str, float]:
+    """Median seconds of each phase of a single-file encode, each round a fresh process."""
+    import json
+
+    runs = []
+    for _ in range(rounds):
+        out = subprocess.run([sys.executable, "-c", PHASE_PROBE, *encode_args], env=env, capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+        record = json.loads(out.strip().splitlines()[-1])
+        row = {"import torch": record["import torch"], "import msvq_codec.cli": record["import msvq_codec.cli"]}
+        for phase, (suffix, name) in PHASES.items():
+            row[phase] = sum(t for key, t in record["functions"].items() if key.endswith(f"{suffix}:{name}"))
+        row["everything else in the command"] = record["command"] - sum(row[p] for p in PHASES)
+        row["total"] = record["import torch"] + record["import msvq_codec.cli"] + record["command"]
+        runs.append(row)
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def fp32_gemm_tflops(env: dict[str, str]) -> float:
     """The machine's fp32 GEMM rate now (TFLOP/s, ``msvq_codec.perf.gemm_rate``, as msvq bench measures it),
     in a process of its own: the encode is bound by the fp32 model, so its excess over ``import torch`` scales
@@ -61,6 +110,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--video", type=Path)
     ap.add_argument("--importtime", action="store_true")
+    ap.add_argument("--phases", action="store_true")
     args = ap.parse_args()
     msvq = shutil.which("msvq") or sys.exit("msvq is not on PATH (pip install -e .)")
     env = dict(os.environ)
@@ -102,6 +152,12 @@ def main() -> None:
             print(f"\nslowest imports of `{code}` (cumulative microseconds, -X importtime):")
             for us, name in importtime(env, code)[:15]:
                 print(f"{us:>10d}  {name}")
+        if args.phases:
+            print(f"\nphases of `msvq encode` (10 s, 320x240), median of {args.rounds} fresh processes under cProfile:")
+            print("| phase | seconds |")
+            print("|---|---|")
+            for name, seconds in phases([str(video), str(out), "--force"], env, args.rounds).items():
+                print(f"| {name} | {seconds:.3f} |")
 
 
 if __name__ == "__main__":
