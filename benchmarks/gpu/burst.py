@@ -34,10 +34,11 @@ CLIP = (32, 64)  # frames, side: ModelConfig's clip
 TRAIN_CACHE = 96  # msvq_codec.train.loop.TRAIN_CACHE_SIZE: the augmenting cache side
 PART_BYTES = 15 * 2**20  # the transfer back takes files of at most 16 MiB
 EXPORT_RESERVE_S = 45  # kept at the end of the budget for the last validation, checkpoint and export
-LOOP_WALL_PER_TIMED_STEP = 1.2  # planned wall time per step inside msvq's loop over a step timed alone. Sitting 3
-# measured 1.92 on an H200 (441 s for 11,300 steps of 20.3 ms) when the loop started new DataLoader workers every
-# epoch (65 steps) and waited for the device a dozen times a step; both are gone, and 1.2 is a guess kept low:
-# if the loop is slower, ``max_minutes`` ends the cosine a little before its floor (the summary records the ratio)
+LOOP_WALL_PER_TIMED_STEP = 1.45  # planned wall time per step inside msvq's loop over a step timed alone, on an
+# H200: sitting 3 measured 1.92 (new DataLoader workers every epoch, a dozen device waits a step); sitting 4,
+# with both gone, 1.49 over a 490 s phase and 1.78 over a 179 s one (benchmarks/training.md). Planned a little
+# low: where the loop is slower, ``max_minutes`` ends the cosine just before its floor (``burst.json`` records
+# the ratio of each run)
 
 
 def _prepare(job: tuple[str, str, int]) -> str:
