@@ -41,11 +41,6 @@ def write_avi(path: Path, data: np.ndarray, fps: float = 25) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return make_tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
-
-
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     """in/one.npy, in/a/two.npy, in/a/b/three.avi, in/a/b/pngs/ (a frame folder), in/c/bad.mp4 (text)."""

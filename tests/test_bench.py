@@ -53,14 +53,6 @@ def frames(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    """The tiny model and its entropy model (tests/tinymodel.py), which msvq encode's default coder needs."""
-    from tinymodel import make_tiny_weights
-
-    return make_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
 def clip_npy(tmp_path_factory) -> Path:
     """40 frames at 16 fps: one full clip and a partial one of 8 frames."""
     path = tmp_path_factory.mktemp("clips") / "clip.npy"

@@ -40,18 +40,8 @@ def make_npy(path: Path, n: int, h: int = 48, w: int = 64, seed: int = 0) -> Pat
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return make_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
 def other_weights(tmp_path_factory) -> Path:
     return make_tiny_weights(tmp_path_factory.mktemp("weights") / "other.safetensors", seed=1)
-
-
-@pytest.fixture(scope="module")
-def loaded(weights):
-    return load_weights(weights)
 
 
 @pytest.fixture(scope="module")

@@ -37,22 +37,11 @@ from msvq_codec.errors import WeightsError
 from msvq_codec.model.weights import load_weights, read_metadata
 from msvq_codec.outputs import PARTIAL_TAG
 from msvq_codec.train.checkpoint import export, load_checkpoint
-from tinymodel import make_tiny_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return make_tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def loaded(weights):
-    return load_weights(weights)
 
 
 # -------------------------------------------------------------------------------------------- making inputs

@@ -17,9 +17,7 @@ from msvq_codec.container import QUALITY_PRESETS
 from msvq_codec.errors import UsageError
 from msvq_codec.model.fast import fast_model
 from msvq_codec.model.vqvae import nearest_codes
-from msvq_codec.model.weights import load_weights
 from msvq_codec.rdo import PRESETS, QUALITY_NAMES, LevelCosts, RdChooser, _neighbour_table, lookahead_bits, preset
-from tinymodel import make_tiny_weights
 
 
 def moving_clip(n: int = 64, size: int = 64, seed: int = 0) -> np.ndarray:
@@ -30,16 +28,6 @@ def moving_clip(n: int = 64, size: int = 64, seed: int = 0) -> np.ndarray:
     g = 128 + 90 * np.cos((y + 0.5 * t) / size * 4 * np.pi)
     b = 128 + 60 * np.sin((x + y) / size * 2 * np.pi + t / 16)
     return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return make_tiny_weights(tmp_path_factory.mktemp("rdo") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def loaded(weights):
-    return load_weights(weights)
 
 
 @pytest.fixture(scope="module")

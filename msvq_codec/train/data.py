@@ -203,14 +203,14 @@ class ClipDataset(Dataset):
     """Clips [3, T, size, size] float in [0, 1] from the cache. With ``augment``: a random temporal offset
     (within the video), a random square crop of CROP_SCALES of the frame side, and a horizontal flip, drawn from
     (seed, epoch, index). A key is a ``Draw`` (the loop's, which names the epoch, so worker processes can live
-    across epochs) or a bare index (drawn for ``self.epoch``)."""
+    across epochs) or a bare index (validation's; drawn as epoch 0 if augmenting)."""
 
     def __init__(self, caches: list[Path], refs: list[ClipRef], clip_frames: int, size: int, augment: bool, seed: int):
         if not refs:
             raise InputError(f"no full {clip_frames}-frame clips to train or validate on")
         self.paths, self.refs = caches, refs
         self.clip_frames, self.size = clip_frames, size  # what a clip is
-        self.augment, self.seed, self.epoch = augment, seed, 0  # augmentation draws from (seed, epoch, index)
+        self.augment, self.seed = augment, seed  # augmentation draws from (seed, epoch, index)
         self._arrays: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -222,7 +222,7 @@ class ClipDataset(Dataset):
         return self._arrays[v]
 
     def __getitem__(self, key: int | Draw) -> torch.Tensor:
-        epoch, i = key if isinstance(key, Draw) else (self.epoch, key)
+        epoch, i = key if isinstance(key, Draw) else (0, key)
         ref = self.refs[i]
         video = self._video(ref.video)  # [N, S, S, 3]
         start = ref.start
