@@ -302,3 +302,16 @@ def test_augmented_clip_is_drawn_from_the_epoch_its_key_names(data_dir):
     assert not torch.equal(dataset[Draw(0, 1)], dataset[Draw(1, 1)])
     assert torch.equal(dataset[1], dataset[Draw(0, 1)])  # a bare index (validation's) draws as epoch 0
 
+
+
+def test_clips_travel_as_bytes_and_become_the_cached_frames_over_255(data_dir):
+    from msvq_codec.train.data import ClipDataset, ClipRef, to_unit
+
+    frames = np.load(data_dir / "video0.npy")[32:64]  # [T, H, W, 3]: a cache at the clip's own side
+    side = frames.shape[1]
+    clip = ClipDataset([data_dir / "video0.npy"], [ClipRef(0, 32)], 32, side, augment=False, seed=0)[0]
+    assert clip.dtype == torch.uint8 and clip.shape == (3, 32, side, side)
+    assert np.array_equal(clip.permute(1, 2, 3, 0).numpy(), frames)
+    unit = to_unit(clip[None], torch.device("cpu"), torch.channels_last_3d)
+    assert unit.dtype == torch.float32 and unit.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(unit[0], torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255)

@@ -6,7 +6,9 @@ brings back weights small enough to travel:
 
  1. prepares the frame caches of a packed corpus (``pack_corpus.py``) with all CPU cores;
  2. times a few real training steps (bf16 autocast) in the default and the channels-last 3D memory layouts,
-    and keeps the faster;
+    and keeps the faster; with ``--batches``, also times each candidate batch size in that layout and keeps the
+    one that trains the most clips per second (a larger one only where it is at least ``MIN_BATCH_GAIN`` faster),
+    scaling the learning rate by the square root of the batch ratio;
  3. trains from scratch with a cosine schedule sized to the steps the budget holds at the measured rate
     (``max_minutes`` stops it regardless), validating on the held-out dev videos every few minutes;
  4. exports the better of the raw weights and their moving average (by dev PSNR) as msvq's fp16 weights file,
@@ -39,6 +41,8 @@ LOOP_WALL_PER_TIMED_STEP = 1.45  # planned wall time per step inside msvq's loop
 # with both gone, 1.49 over a 490 s phase and 1.78 over a 179 s one (benchmarks/training.md). Planned a little
 # low: where the loop is slower, ``max_minutes`` ends the cosine just before its floor (``burst.json`` records
 # the ratio of each run)
+MIN_BATCH_GAIN = 1.15  # a larger batch is kept only where it trains at least this many times the clips per second
+# of the smaller: a larger batch takes fewer, less noisy steps, which is no gain at equal throughput
 
 
 def _prepare(job: tuple[str, str, int]) -> str:
@@ -102,7 +106,10 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/msvq-burst"), help="caches and checkpoints")
     parser.add_argument("--budget-s", type=float, required=True, help="wall time for everything, from start")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--batches", help="candidate batch sizes to time, e.g. 16,32,64 (overrides --batch)")
+    parser.add_argument("--lr", type=float, default=3e-4, help="peak rate at batch --lr-batch")
+    parser.add_argument("--lr-batch", type=int, default=16, help="the batch --lr is for: the rate scales with the "
+                        "square root of batch / lr-batch (the square-root rule for Adam; not measured here)")
     parser.add_argument("--gamma", type=float, default=0.0, help="perceptual weight (needs VGG weights)")
     parser.add_argument("--weight-ema", type=float, default=0.998)
     parser.add_argument("--workers", type=int, default=10, help="DataLoader processes (alive for the whole run)")
@@ -149,6 +156,21 @@ def main() -> int:
         step_s = min(timings.values())
         torch.cuda.empty_cache()
         print(f"[{elapsed():6.1f} s] step time by layout {timings}", flush=True)
+        if args.batches:
+            by_batch = {args.batch: step_s}
+            for batch in sorted(int(b) for b in args.batches.split(",")):
+                if batch not in by_batch:
+                    by_batch[batch] = time_steps(batch, channels_last, args.calibrate_steps, 3)
+                    torch.cuda.empty_cache()
+            summary["step_s_by_batch"] = by_batch
+            chosen = min(by_batch)
+            for batch in sorted(by_batch):
+                if batch / by_batch[batch] >= MIN_BATCH_GAIN * chosen / by_batch[chosen]:
+                    chosen = batch
+            args.batch, step_s = chosen, by_batch[chosen]
+            print(f"[{elapsed():6.1f} s] step time by batch {by_batch}: batch {chosen}", flush=True)
+    lr = args.lr * math.sqrt(args.batch / args.lr_batch)
+    summary.update(batch=args.batch, lr=lr)
     train_s = args.budget_s - elapsed() - EXPORT_RESERVE_S
     # the loop adds data loading, logging and validations to the timed steps, so the cosine is planned on the
     # measured wall time per step; max_minutes still stops it where the machine is slower than that
@@ -160,7 +182,7 @@ def main() -> int:
     val_list = args.work / "val.txt"
     val_list.write_text("\n".join(dev) + "\n")
     config = train_recipe(
-        "paper", batch_size=args.batch, lr=args.lr, gamma=args.gamma, augment=True, epochs=1_000_000,
+        "paper", batch_size=args.batch, lr=lr, gamma=args.gamma, augment=True, epochs=1_000_000,
         max_steps=max_steps, max_minutes=train_s / 60, weight_ema=args.weight_ema, workers=args.workers,
         checkpoint_minutes=args.validate_minutes, checkpoint_every=1_000_000, val_every=1_000_000,
         channels_last=channels_last, extra={"data": str(args.corpus), "split": "files", "recipe": "gpu-burst"},

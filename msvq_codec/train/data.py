@@ -200,7 +200,7 @@ def build_split(
 
 
 class ClipDataset(Dataset):
-    """Clips [3, T, size, size] float in [0, 1] from the cache. With ``augment``: a random temporal offset
+    """Clips [3, T, size, size] uint8 from the cache (``to_unit`` makes a batch of them floats on the device). With ``augment``: a random temporal offset
     (within the video), a random square crop of CROP_SCALES of the frame side, and a horizontal flip, drawn from
     (seed, epoch, index). A key is a ``Draw`` (the loop's, which names the epoch, so worker processes can live
     across epochs) or a bare index (validation's; drawn as epoch 0 if augmenting)."""
@@ -239,8 +239,14 @@ class ClipDataset(Dataset):
             frames = np.stack([_resize(f[y : y + crop, x : x + crop], self.size) for f in frames])
             if rng.random() < 0.5:
                 frames = frames[:, :, ::-1]
-        clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)  # [3, T, H, W]
-        return clip.float().div_(255.0)
+        return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)  # [3, T, H, W]
+
+
+def to_unit(clips: torch.Tensor, device: torch.device, memory_format=torch.contiguous_format) -> torch.Tensor:
+    """A batch of ``ClipDataset`` clips (uint8 [b, 3, T, H, W]) as floats in [0, 1] on the device: converted
+    there, so a quarter of the bytes pass between the loader's processes and to the device."""
+    clips = clips.to(device, non_blocking=True).to(memory_format=memory_format)  # [b, 3, T, H, W]
+    return clips.float().div_(255.0)
 
 
 def _resize(frame: np.ndarray, size: int) -> np.ndarray:

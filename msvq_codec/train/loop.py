@@ -41,7 +41,7 @@ from msvq_codec.model.quantizer import code_counts
 from msvq_codec.model.vqvae import MSVQVAE
 from msvq_codec.model.weights import load_weights
 from msvq_codec.train.checkpoint import configs_of, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from msvq_codec.train.data import ClipDataset, Draw, build_split
+from msvq_codec.train.data import ClipDataset, Draw, build_split, to_unit
 from msvq_codec.vgg import PerceptualLoss, load_vgg_weights
 
 TRAIN_CACHE_SIZE = 96  # cached frame side when augmenting: crops of 60-100% keep >= 64 px of detail
@@ -187,8 +187,10 @@ def validate(model: MSVQVAE, loader: DataLoader, device: torch.device, prefix: s
     psnrs, ssims = [], []
     used = {name: set() for name in model.config.level_names}
     for clips in loader:
-        codes = model.encode(clips.to(device))
+        clips = to_unit(clips, device)  # [b, 3, T, H, W]
+        codes = model.encode(clips)
         recon = model.decode(codes).float().cpu()  # [b, 3, T, H, W]
+        clips = clips.cpu()
         for name, indices in zip(model.config.level_names, codes.by_level()):
             used[name].update(indices.unique().tolist())
         for ref, out in zip(clips, recon):
@@ -372,7 +374,7 @@ def train(
             batches.epoch, batches.start = epoch, batch_start
             for clips in loader:
                 t0 = time.monotonic()
-                clips = clips.to(device, non_blocking=True, memory_format=memory_format)  # [b, 3, T, H, W]
+                clips = to_unit(clips, device, memory_format)  # [b, 3, T, H, W]
                 with _autocast(device, config.amp):
                     out = net(clips)
                     recon_loss = F.mse_loss(out.recon.float(), clips)
