@@ -8,8 +8,11 @@ brings back weights small enough to travel:
  2. times a few real training steps (bf16 autocast) in the default and the channels-last 3D memory layouts,
     and keeps the faster; with ``--batches``, also times each candidate batch size in that layout and keeps the
     one that trains the most clips per second (a larger one only where it is at least ``MIN_BATCH_GAIN`` faster),
-    scaling the learning rate by the square root of the batch ratio;
- 3. trains from scratch with a cosine schedule sized to the steps the budget holds at the measured rate
+    scaling the learning rate by the square root of the batch ratio. Costly: on the H200 timing 32, 64 and 128
+    took 199 s of a 580 s budget in sitting 5, where their timed steps sum to 3 s (cuDNN's algorithm search for
+    each new shape is the likely cost; not profiled); batch 32 trained 1.22x the clips per second of 16, 64 1.30x,
+    128 1.34x (``benchmarks/training.md``);
+ 3. trains (from scratch, or a new phase from ``--init-from``) with a cosine schedule sized to the steps the budget holds at the measured rate
     (``max_minutes`` stops it regardless), validating on the held-out dev videos every few minutes;
  4. exports the better of the raw weights and their moving average (by dev PSNR) as msvq's fp16 weights file,
     cut into parts the transfer allows (``cat part.* > weights.safetensors`` joins them), with the
@@ -17,7 +20,8 @@ brings back weights small enough to travel:
 
     python benchmarks/gpu/burst.py --corpus .gpu/corpus --out "$OUT" --budget-s 500
 
-Every choice it does not measure (batch, learning rate, losses) is a flag, and the summary records them.
+Every choice it does not measure (learning rate, losses; the batch unless ``--batches``) is a flag, and the
+summary records them.
 """
 
 from __future__ import annotations
@@ -106,7 +110,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/msvq-burst"), help="caches and checkpoints")
     parser.add_argument("--budget-s", type=float, required=True, help="wall time for everything, from start")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--batches", help="candidate batch sizes to time, e.g. 16,32,64 (overrides --batch)")
+    parser.add_argument("--batches", help="candidate batch sizes to time, e.g. 16,32 (overrides --batch; about a "
+                        "minute of a short budget per new size)")
     parser.add_argument("--lr", type=float, default=3e-4, help="peak rate at batch --lr-batch")
     parser.add_argument("--lr-batch", type=int, default=16, help="the batch --lr is for: the rate scales with the "
                         "square root of batch / lr-batch (the square-root rule for Adam; not measured here)")
