@@ -7,8 +7,8 @@ real-data test reads /work/shared/data/ucf101/videos when present and skips othe
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-import time
 from pathlib import Path
 
 import cv2
@@ -314,11 +314,10 @@ def test_interrupt_stops_workers_and_leaves_no_partial_outputs(tmp_path, weights
         if done == 1:
             raise KeyboardInterrupt
 
-    started = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         run_batch("encode", root, tmp_path / "out", weights=weights, device="cpu", jobs=2,
                   progress=interrupt)  # fmt: skip
     out = tmp_path / "out"
     assert all(not p.name.startswith(".") for p in out.iterdir())  # no temporary files left behind
     assert len(list(out.iterdir())) < 6
-    assert time.perf_counter() - started < 60
+    assert not multiprocessing.active_children()  # the workers were stopped, not left to finish the queue

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -218,7 +217,6 @@ def test_corrupted_streams_give_one_clean_error_or_a_right_sized_grid():
         variants.append(bytes(flipped))
     variants += [stream + b"\x01\x00\x00\x00", b"\x01\x00\x00\x00" + stream, stream[:-1], b"", bytes(8), b"\xff" * 64]
     variants += [rng.integers(1, 2**32, size=n, dtype=np.uint32).astype("<u4").tobytes() for n in range(1, 40)]
-    started = time.perf_counter()
     errors = 0
     for data in variants:
         try:
@@ -229,7 +227,6 @@ def test_corrupted_streams_give_one_clean_error_or_a_right_sized_grid():
             continue
         assert grid.shape == shape and grid.dtype == np.uint16 and int(grid.max()) < k
     assert errors > len(variants) // 2  # most damage is noticed even without the CRC
-    assert time.perf_counter() - started < 60
 
 
 # ---- the sidecar file ------------------------------------------------------------------------------------------
