@@ -149,12 +149,12 @@ SCHEDULES = ("cosine", "constant")
 # "cpu" is this project's recipe for an open-ended CPU budget accumulated over many sittings: batch 4,
 # augmentation, warmup then a constant rate with an EMA of the weights for export, reconstruction and VQ
 # losses only (the perceptual term, more than half a CPU step's cost, belongs to a final phase: pass
-# --gamma 0.4 then), checkpoints every 10 minutes. Which of these
-# choices were measured, and how, is in benchmarks/training.md.
+# --gamma 0.4 then), checkpoints every 10 minutes, and a rate of 5e-5 (from the GPU-trained weights, 2e-4 at
+# batch 4 undid them: A/B 3). Which of these choices were measured, and how, is in benchmarks/training.md.
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": dict(
-        batch_size=4, epochs=100_000, augment=True, gamma=0.0, schedule="constant", warmup_steps=50,
+        batch_size=4, epochs=100_000, augment=True, gamma=0.0, schedule="constant", warmup_steps=50, lr=5e-5,
         weight_ema=0.995, checkpoint_minutes=10.0, checkpoint_every=1000,
     ),  # fmt: skip
 }
