@@ -303,7 +303,6 @@ def test_augmented_clip_is_drawn_from_the_epoch_its_key_names(data_dir):
     assert torch.equal(dataset[1], dataset[Draw(0, 1)])  # a bare index (validation's) draws as epoch 0
 
 
-
 def test_clips_travel_as_bytes_and_become_the_cached_frames_over_255(data_dir):
     from msvq_codec.train.data import ClipDataset, ClipRef, to_unit
 

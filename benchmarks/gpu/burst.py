@@ -12,8 +12,9 @@ brings back weights small enough to travel:
     took 199 s of a 580 s budget in sitting 5, where their timed steps sum to 3 s (cuDNN's algorithm search for
     each new shape is the likely cost; not profiled); batch 32 trained 1.22x the clips per second of 16, 64 1.30x,
     128 1.34x (``benchmarks/training.md``);
- 3. trains (from scratch, or a new phase from ``--init-from``) with a cosine schedule sized to the steps the budget holds at the measured rate
-    (``max_minutes`` stops it regardless), validating on the held-out dev videos every few minutes;
+ 3. trains (from scratch, or a new phase from ``--init-from``) with a cosine schedule sized to the steps the
+    budget holds at the measured rate (``max_minutes`` stops it regardless), validating on the held-out dev
+    videos every few minutes;
  4. exports the better of the raw weights and their moving average (by dev PSNR) as msvq's fp16 weights file,
     cut into parts the transfer allows (``cat part.* > weights.safetensors`` joins them), with the
     training log and a JSON summary of what was timed and chosen.

@@ -187,10 +187,9 @@ def validate(model: MSVQVAE, loader: DataLoader, device: torch.device, prefix: s
     psnrs, ssims = [], []
     used = {name: set() for name in model.config.level_names}
     for clips in loader:
-        clips = to_unit(clips, device)  # [b, 3, T, H, W]
-        codes = model.encode(clips)
+        clips = to_unit(clips, torch.device("cpu"))  # [b, 3, T, H, W], the reference stays here
+        codes = model.encode(clips.to(device))
         recon = model.decode(codes).float().cpu()  # [b, 3, T, H, W]
-        clips = clips.cpu()
         for name, indices in zip(model.config.level_names, codes.by_level()):
             used[name].update(indices.unique().tolist())
         for ref, out in zip(clips, recon):
