@@ -202,8 +202,9 @@ def build_split(
 class ClipDataset(Dataset):
     """Clips [3, T, size, size] uint8 from the cache (``to_unit`` makes a batch of them floats on the device).
     With ``augment``: a random temporal offset (within the video), a random square crop of CROP_SCALES of the
-    frame side, and a horizontal flip, drawn from (seed, epoch, index). A key is a ``Draw`` (the loop's, which names the epoch, so worker processes can live
-    across epochs) or a bare index (validation's; drawn as epoch 0 if augmenting)."""
+    frame side, and a horizontal flip, drawn from (seed, epoch, index). A key is a ``Draw`` (the loop's, which
+    names the epoch, so worker processes can live across epochs) or a bare index (validation's; drawn as
+    epoch 0 if augmenting)."""
 
     def __init__(self, caches: list[Path], refs: list[ClipRef], clip_frames: int, size: int, augment: bool, seed: int):
         if not refs:
