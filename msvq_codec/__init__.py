@@ -5,7 +5,7 @@ Nothing runs at import time; heavy modules (torch, OpenCV) are imported by the f
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "decode_file", "encode_video", "info", "load_model"]
+__all__ = ["__version__", "decode_file", "encode_video", "info", "load_model", "read_codes", "write_codes"]
 
 
 def __getattr__(name: str):
@@ -14,4 +14,8 @@ def __getattr__(name: str):
         from msvq_codec import codec
 
         return getattr(codec, name)
+    if name in ("read_codes", "write_codes", "CodeGrids"):
+        from msvq_codec import codes
+
+        return getattr(codes, name)
     raise AttributeError(name)

@@ -1,7 +1,8 @@
 """Folder runs: encode every input under a folder, or decode every ``.msvq`` under one, into a mirrored tree.
 
-    encode_folder(videos/, codes/)   videos/a/b/clip.avi -> codes/a/b/clip.msvq   (inputs: video.find_inputs)
-    decode_folder(codes/, out/)      codes/a/b/clip.msvq -> out/a/b/clip.mp4      (every *.msvq, recursive)
+    run_batch("encode", videos/, out/)   videos/a/b/clip.avi -> out/a/b/clip.msvq   (inputs: video.find_inputs)
+    run_batch("decode", files/, out/)    files/a/b/clip.msvq -> out/a/b/clip.mp4    (every *.msvq, recursive)
+    run_batch("codes", files/, out/)     files/a/b/clip.msvq -> out/a/b/clip.npz    (the index grids: ``codes``)
 
 Every file is done on its own: one that fails is reported (status ``failed`` and its message) and the rest
 are still done; the run's summary lists every file as ``ok``, ``skipped`` or ``failed``. Outputs are written
@@ -34,7 +35,8 @@ from typing import Any, Callable
 from msvq_codec.errors import InputError, MsvqError, UsageError
 from msvq_codec.outputs import PARTIAL_TAG, skip_existing as skips
 
-DECODE_EXTS = ("mp4", "avi", "mkv", "npy", "png")  # png: a folder of numbered PNG frames per file
+MODES = ("encode", "decode", "codes")
+DECODE_EXTS = ("mp4", "avi", "mkv", "npy", "y4m", "png")  # png: a folder of numbered PNG frames per file
 STATUSES = ("ok", "skipped", "failed")
 Shard = tuple[int, int]
 
@@ -47,10 +49,17 @@ class FileResult:
     output: str  # path of the output written (or that would have been)
     status: str  # "ok" | "skipped" | "failed"
     frames: int | None = None
-    bytes: int | None = None  # encode: the .msvq size; decode: the output's size (a PNG folder: all its files)
+    bytes: int | None = None  # encode: the .msvq size; decode, codes: the output's (a PNG folder: all its files)
     seconds: float = 0.0
     error: str | None = None  # the one-line message of a failure
     detail: str | None = field(default=None, repr=False)  # traceback of an unexpected error (a bug)
+    # encode only: the rate and the compression ratios of the .msvq file written
+    bpp: float | None = None  # file bits over frames x 64 x 64
+    source_bytes: int | None = None  # the input's size
+    raw_bytes: int | None = None  # the frames as raw 24-bit RGB at 64x64
+    ratio_source: float | None = None  # source_bytes / bytes
+    ratio_raw: float | None = None  # raw_bytes / bytes
+    note: str | None = None  # for the user (stderr): e.g. a target rate above what quality max spends
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -62,7 +71,7 @@ class FileResult:
 class BatchSummary:
     """Every file of a folder run, in sorted input order."""
 
-    mode: str  # "encode" | "decode"
+    mode: str  # "encode" | "decode" | "codes"
     input: str
     output: str
     shard: Shard | None
@@ -77,6 +86,20 @@ class BatchSummary:
         return self.count("failed")
 
     def to_dict(self) -> dict[str, Any]:
+        ok = [r for r in self.results if r.status == "ok"]
+        total = sum(r.bytes or 0 for r in ok)
+        rates = {}
+        if self.mode == "encode":
+            raw = sum(r.raw_bytes or 0 for r in ok)
+            known = [r for r in ok if r.source_bytes is not None]
+            source = sum(r.source_bytes for r in known)  # type: ignore[misc]
+            known_bytes = sum(r.bytes or 0 for r in known)
+            rates = {
+                "bpp": total * 8 / (raw / 3) if raw else None,  # bits over all the files' pixels (64 x 64 each)
+                "source_bytes": source if known else None,
+                "ratio_source": source / known_bytes if known and known_bytes else None,
+                "ratio_raw": raw / total if total else None,
+            }
         return {
             "mode": self.mode,
             "input": self.input,
@@ -84,8 +107,9 @@ class BatchSummary:
             "shard": None if self.shard is None else f"{self.shard[0]}/{self.shard[1]}",
             "total": len(self.results),
             **{status: self.count(status) for status in STATUSES},
-            "frames": sum(r.frames or 0 for r in self.results if r.status == "ok"),
-            "bytes": sum(r.bytes or 0 for r in self.results if r.status == "ok"),
+            "frames": sum(r.frames or 0 for r in ok),
+            "bytes": total,
+            **rates,
             "seconds": self.seconds,
             "files": [r.to_dict() for r in self.results],
         }
@@ -125,7 +149,7 @@ def shard_of(relative: str | Path, n: int) -> int:
 
 @dataclass(frozen=True)
 class Task:
-    mode: str  # "encode" | "decode"
+    mode: str  # "encode" | "decode" | "codes"
     source: str  # absolute or as given
     target: str
     relative: str  # source relative to the input folder, POSIX form
@@ -158,7 +182,7 @@ def _target(out_root: Path, rel: Path, source: Path, mode: str, ext: str) -> Pat
         name = encoded_name(source)
     else:
         stem = rel.name[: -len(".msvq")]
-        name = stem if ext == "png" else f"{stem}.{ext}"
+        name = f"{stem}.npz" if mode == "codes" else stem if ext == "png" else f"{stem}.{ext}"
     return out_root / rel.parent / name
 
 
@@ -215,6 +239,7 @@ def _size(path: Path) -> int:
 def run_task(task: Task, options: dict[str, Any], model=None) -> FileResult:
     """Encode or decode one file; every failure becomes a ``failed`` result (never raises but on Ctrl-C)."""
     from msvq_codec.codec import decode_file, encode_video
+    from msvq_codec.codes import codes_file
 
     started = time.perf_counter()
     target = Path(task.target)
@@ -226,11 +251,16 @@ def run_task(task: Task, options: dict[str, Any], model=None) -> FileResult:
         target.parent.mkdir(parents=True, exist_ok=True)
         if task.mode == "encode":
             r = encode_video(task.source, target, model=model, **options)
-            frames, size = r.frames, r.bytes
+            return FileResult(
+                task.relative, task.target, "ok", r.frames, r.bytes, time.perf_counter() - started, bpp=r.file_bpp,
+                source_bytes=r.source_bytes, raw_bytes=r.raw_bytes, ratio_source=r.ratio_source,
+                ratio_raw=r.ratio_raw, note=r.note,
+            )  # fmt: skip
+        if task.mode == "decode":
+            frames = decode_file(task.source, target, model=model, **options).frames
         else:
-            r = decode_file(task.source, target, model=model, **options)
-            frames, size = r.frames, _size(target)
-        return FileResult(task.relative, task.target, "ok", frames, size, time.perf_counter() - started)
+            frames = codes_file(task.source, target, model=model, force=options.get("force", False)).frame_count
+        return FileResult(task.relative, task.target, "ok", frames, _size(target), time.perf_counter() - started)
     except MsvqError as e:
         return FileResult(task.relative, task.target, "failed", seconds=time.perf_counter() - started, error=str(e))
     except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
@@ -259,16 +289,17 @@ def run_batch(
     progress: BatchProgress | None = None,
     **options: Any,
 ) -> BatchSummary:
-    """Encode (``mode="encode"``) or decode (``"decode"``) every file under ``input_dir`` into the mirrored
-    tree ``output_dir``. ``options`` go to ``codec.encode_video`` / ``codec.decode_file`` (codec, level,
-    batch_size, input_fps / fps, size). Raises only for a bad call (UsageError) or an input folder with
+    """Encode (``mode="encode"``), decode (``"decode"``) or take the codes of (``"codes"``) every file under
+    ``input_dir`` into the mirrored tree ``output_dir``. ``options`` go to ``codec.encode_video`` /
+    ``codec.decode_file`` (codec, level, batch_size, input_fps, quality, effort, target_bpp, target_kbps /
+    fps, size); ``codes`` takes none. Raises only for a bad call (UsageError) or an input folder with
     nothing to do (InputError); a failing file is a ``failed`` result."""
     from msvq_codec.codec import load_model
     from msvq_codec.device import pick_device
 
     started = time.perf_counter()
-    if mode not in ("encode", "decode"):
-        raise UsageError(f"mode must be encode or decode, not {mode!r}")
+    if mode not in MODES:
+        raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UsageError(f"jobs must be a positive integer, not {jobs!r}", option="jobs")
     skips(output_dir, skip_existing, force)  # a contradiction fails now
@@ -369,12 +400,15 @@ def glob_escape(text: str) -> str:
 def check_options(mode: str, options: dict[str, Any]) -> None:
     """Refuse bad per-file options once, up front, rather than failing every file with the same error.
     A ``size`` of ``WxH`` is parsed in place to ``(W, H)``."""
-    from msvq_codec.codec import DEFAULT_CODEC, check_batch_size, check_rate_control, parse_codec, parse_size
+    from msvq_codec.codec import (
+        DEFAULT_CODEC, check_batch_size, check_rate_control, parse_codec, parse_size, target_of,
+    )  # fmt: skip
+    from msvq_codec.config import ModelConfig
     from msvq_codec.rdo import DEFAULT_QUALITY
     from msvq_codec.video import check_rate  # the readers' own bounds for input_fps
 
-    encoding = {"codec", "level", "input_fps", "quality", "effort"}
-    allowed = {"batch_size"} | (encoding if mode == "encode" else {"fps", "size"})
+    encoding = {"codec", "level", "input_fps", "quality", "effort", "target_bpp", "target_kbps"}
+    allowed = {"encode": {"batch_size"} | encoding, "decode": {"batch_size", "fps", "size"}, "codes": set()}[mode]
     unknown = set(options) - allowed
     if unknown:
         raise UsageError(f"unknown {mode} options: {', '.join(sorted(unknown))}")
@@ -384,6 +418,10 @@ def check_options(mode: str, options: dict[str, Any]) -> None:
         codec, _ = parse_codec(options.get("codec", DEFAULT_CODEC), options.get("level"))
         check_rate_control(options.get("quality", DEFAULT_QUALITY), options.get("effort", 0), codec)
         check_rate(options.get("input_fps"), "input_fps", allow_none=True)
+        target_of(ModelConfig(), options.get("target_bpp"), options.get("target_kbps"),
+                  options.get("quality", DEFAULT_QUALITY), codec)  # fmt: skip
+        return
+    if mode == "codes":
         return
     fps = options.get("fps")
     if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000):

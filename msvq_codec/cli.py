@@ -1,7 +1,9 @@
 """The ``msvq`` command line: parse, call a library function, print with rich, map errors to exit codes.
 
 Nothing here computes anything itself. Exit codes: 0 success, 1 a failure the user can act on (bad input,
-corrupt file, wrong weights, a failed file in a batch), 2 a usage error, 130 interrupted.
+corrupt file, wrong weights, a failed file in a batch, a closed output pipe), 2 a usage error, 130 interrupted.
+When standard output carries data (an output ``-``), every table, note, JSON record and progress line goes to
+standard error instead.
 """
 
 from __future__ import annotations
@@ -74,9 +76,14 @@ def describe(e: MsvqError) -> str:
     return f"{text} ({HINTS.get((type(e), e.option), flag(e.option))})"
 
 
-def emit_json(data: Any) -> None:
-    """Machine-readable output on stdout (no rich markup)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+def emit_json(data: Any, to_stderr: bool = False) -> None:
+    """Machine-readable output on stdout (on stderr when stdout carries data; no rich markup)."""
+    (sys.stderr if to_stderr else sys.stdout).write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def report_console(output: Any) -> Console:
+    """Where a command's report goes: stdout, unless ``output`` is ``-`` and stdout carries the data."""
+    return err if str(output) == "-" else out
 
 
 WEIGHTS_SOURCES = {"$MSVQ_WEIGHTS": "from $MSVQ_WEIGHTS", "shipped": "the copy shipped with msvq"}
@@ -116,16 +123,23 @@ JOBS_HELP = "Folder input: files in parallel, in this many worker processes."
 SKIP_HELP = "Folder input: leave files whose output exists (resume a run)."
 SHARD_HELP = "Folder input: do only shard K of N (0-based, 0 <= K < N; by a hash of each relative path)."
 JSON_HELP = "Print a JSON record (folder input: the summary) on stdout instead of the table."
-ENCODE_INPUT_HELP = "Video file, .npy array, frame folder, or a folder of those (searched recursively)."
-ENCODE_OUTPUT_HELP = ".msvq file to write (an existing folder: INPUT's name in it; a folder input: the output folder)."
-DECODE_INPUT_HELP = ".msvq file, or a folder of them (searched recursively)."
-DECODE_OUTPUT_HELP = ".mp4/.avi/.mkv/.npy, or a path with no suffix for PNG frames (a folder input: the output folder)."
+ENCODE_INPUT_HELP = ("Video file, .y4m, .npy array, frame folder, a folder of those (searched recursively), or - for "
+                     "YUV4MPEG2 on stdin.")
+ENCODE_OUTPUT_HELP = (".msvq file to write (an existing folder: INPUT's name in it; a folder input: the output "
+                      "folder), or - for stdout.")
+DECODE_INPUT_HELP = ".msvq file, a folder of them (searched recursively), or - for stdin."
+DECODE_OUTPUT_HELP = (".mp4/.avi/.mkv/.npy/.y4m, a path with no suffix for PNG frames (a folder input: the output "
+                      "folder), or - for YUV4MPEG2 on stdout.")
+TARGET_BPP_HELP = ("Land the file within 5 % of this rate, in file bits per 64x64 pixel (a search over rate "
+                   "control's lambda; codec context; instead of --quality).")
+CODES_OUTPUT_HELP = ".npz file to write (an existing folder: INPUT's name in it; a folder input: the output folder)."
+TARGET_KBPS_HELP = "As --target-bpp, in kilobits per second of the 16 fps video."
 LEVEL_HELP = "Compression level (zstd 1..22, default 19; deflate 0..9, default 9; context has only 0)."
 SIZE_HELP = "Resize frames: WxH, or 'source' for the input's size (default: the clips' 64x64)."
 QUALITY_HELP = ("Rate control: max (the nearest codes; the default) | high | medium | low | lowest (fewer bits, "
                 "lower quality; codec context only).")
 EFFORT_HELP = "Refine the bottom latent through the decoder for N gradient steps before choosing codes (slower)."
-EXT_HELP = "Folder input: output kind, mp4 | avi | mkv | npy | png (a folder of PNGs per file). Default mp4."
+EXT_HELP = "Folder input: output kind, mp4 | avi | mkv | npy | y4m | png (a folder of PNGs per file). Default mp4."
 
 # Options of more than one command, declared once.
 Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
@@ -198,6 +212,8 @@ def _run_folder(mode: str, input: Path, output: Path, json_out: bool, **kwargs: 
             err.print(f"[red]failed:[/] {escape(result.input)}: {escape(result.error or '')}", soft_wrap=True)
             if STATE["debug"] and result.detail:
                 err.print(escape(result.detail), soft_wrap=True)
+        if result is not None and result.note and not quiet:
+            err.print(f"{escape(result.input)}: {escape(result.note)}", highlight=False, soft_wrap=True)
 
     if bar is None:
         summary = run_batch(mode, input, output, progress=on_file, **kwargs)
@@ -219,25 +235,42 @@ def _print_summary(summary: Any) -> None:
 
     d = summary.to_dict()
     rows = summary.results if len(summary.results) <= 50 else [r for r in summary.results if r.status == "failed"]
+    rates = summary.mode == "encode" and any(r.bpp is not None for r in rows)
     if rows:
         table = Table(title=None if rows is summary.results else "failed files")
-        for name, justify in (("file", "left"), ("status", "left"), ("frames", "right"), ("bytes", "right"),
-                              ("seconds", "right"), ("error", "left")):  # fmt: skip
+        columns = [("file", "left"), ("status", "left"), ("frames", "right"), ("bytes", "right")]
+        if rates:
+            columns += [("bpp", "right"), ("ratio to source", "right"), ("ratio to raw RGB", "right")]
+        for name, justify in (*columns, ("seconds", "right"), ("error", "left")):
             table.add_column(name, justify=justify, overflow="fold")
         colour = {"ok": "green", "skipped": "yellow", "failed": "red"}
         for r in rows:
-            table.add_row(
-                escape(r.input), f"[{colour[r.status]}]{r.status}[/]", "" if r.frames is None else str(r.frames),
-                "" if r.bytes is None else str(r.bytes), f"{r.seconds:.2f}" if r.status != "skipped" else "",
-                escape(r.error or ""),
-            )  # fmt: skip
+            cells = [escape(r.input), f"[{colour[r.status]}]{r.status}[/]", _cell(r.frames), _cell(r.bytes)]
+            if rates:
+                cells += [_cell(r.bpp, ".4f"), _cell(r.ratio_source, ".1f"), _cell(r.ratio_raw, ".1f")]
+            cells += [f"{r.seconds:.2f}" if r.status != "skipped" else "", escape(r.error or "")]
+            table.add_row(*cells)
         out.print(table)
     shard = f" (shard {d['shard']})" if d["shard"] else ""
+    done = {"encode": "encoded", "decode": "decoded", "codes": "took the codes of"}[summary.mode]
+    totals = f"{d['frames']} frames, {d['bytes']} bytes"
+    if summary.mode == "encode" and d["bpp"] is not None:
+        totals += f", {d['bpp']:.4f} bpp, {_ratios(d['ratio_source'], d['ratio_raw'])}"
     out.print(
-        f"{summary.mode}d {d['ok']} of {d['total']} files{shard}: {d['skipped']} skipped, {d['failed']} failed; "
-        f"{d['frames']} frames, {d['bytes']} bytes, {d['seconds']:.1f} s",
-        highlight=False, soft_wrap=True,
+        f"{done} {d['ok']} of {d['total']} files{shard}: {d['skipped']} skipped, {d['failed']} failed; "
+        f"{totals}, {d['seconds']:.1f} s", highlight=False, soft_wrap=True,
     )  # fmt: skip
+
+
+def _cell(value: Any, spec: str = "") -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _ratios(source: float | None, raw: float | None) -> str:
+    """Compression ratios as a user reads them: ``ratio 12.3:1 to the source, 171.7:1 to raw 64x64 RGB``."""
+    parts = ([] if source is None else [f"{source:.1f}:1 to the source"]) + \
+        ([] if raw is None else [f"{raw:.1f}:1 to raw 64x64 RGB"])
+    return "ratio " + ", ".join(parts) if parts else ""
 
 
 def _code(
@@ -260,6 +293,7 @@ def _code(
     pick_device(device)
     use_precision(precision)  # through the environment, so that --jobs workers compute alike
     common = {"weights": weights, "device": device, "force": force}
+    report = report_console(output)
     if input.is_dir() and (mode == "decode" or not is_frame_folder(input)):
         folder = {"jobs": jobs, "skip_existing": skip_existing, "shard": shard}
         if mode == "decode":
@@ -272,7 +306,7 @@ def _code(
             raise UsageError(f"{flag} is for folder inputs only")
     if mode == "encode":
         output = lib.encode_target(input, output)
-    if skips(output, skip_existing, force):
+    if str(output) != "-" and skips(output, skip_existing, force):
         if json_out:
             emit_json({"input": str(input), "output": str(output), "status": "skipped"})
         else:
@@ -284,16 +318,20 @@ def _code(
     else:
         total = functools.partial(lib.recorded_clips, input)
         work = functools.partial(lib.decode_file, input, output, **common, **options)
-    result = _run_single(lambda progress: work(progress=progress), total, f"{mode} {input.name}")
+    result = _run_single(lambda progress: work(progress=progress), total, f"{mode} {input.name or input}")
+    if mode == "encode" and result.note and not STATE["quiet"]:
+        err.print(escape(result.note), highlight=False, soft_wrap=True)
     if json_out:
-        emit_json({"status": "ok", **dataclasses.asdict(result)})
+        emit_json({"status": "ok", **dataclasses.asdict(result)}, to_stderr=report is err)
     elif mode == "encode":
-        out.print(f"encoded {result.input} -> {result.output}: {result.frames} frames ({result.clips} clips), "
-                  f"{result.bytes} bytes, {result.paper_bpp:.4f} bpp (paper), {result.file_bpp:.4f} bpp (file), "
-                  f"{result.seconds:.2f} s", highlight=False, soft_wrap=True)  # fmt: skip
+        report.print(f"encoded {result.input} -> {result.output}: {result.frames} frames ({result.clips} clips), "
+                     f"{result.bytes} bytes, {result.file_bpp:.4f} bpp ({result.kbps:.2f} kbps at 16 fps; "
+                     f"{result.paper_bpp:.4f} bpp by the paper's formula), "
+                     f"{_ratios(result.ratio_source, result.ratio_raw)}, {result.seconds:.2f} s",
+                     highlight=False, soft_wrap=True)  # fmt: skip
     else:
-        out.print(f"decoded {result.input} -> {result.output}: {result.frames} frames, {result.width}x"
-                  f"{result.height}, {result.seconds:.2f} s", highlight=False, soft_wrap=True)  # fmt: skip
+        report.print(f"decoded {result.input} -> {result.output}: {result.frames} frames, {result.width}x"
+                     f"{result.height}, {result.seconds:.2f} s", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @app.command()
@@ -310,10 +348,16 @@ def encode(
     input_fps: Optional[float] = typer.Option(None, "--input-fps", help="Take the input to be at this frame rate."),
     quality: str = typer.Option("max", "--quality", help=QUALITY_HELP),
     effort: int = typer.Option(0, "--effort", help=EFFORT_HELP),
+    target_bpp: Optional[float] = typer.Option(None, "--target-bpp", metavar="B", help=TARGET_BPP_HELP),
+    target_kbps: Optional[float] = typer.Option(None, "--target-kbps", metavar="K", help=TARGET_KBPS_HELP),
     **common: Any,
 ) -> None:
-    """Encode a video (or every video under a folder, into a mirrored tree of .msvq files)."""
-    options = {"codec": codec, "level": level, "input_fps": input_fps, "quality": quality, "effort": effort}
+    """Encode a video (or every video under a folder, into a mirrored tree of .msvq files).
+
+    - for INPUT reads YUV4MPEG2 from stdin (ffmpeg -i in.mkv -f yuv4mpegpipe - | msvq encode - out.msvq);
+    - for OUTPUT writes the .msvq bytes to stdout, and the report to stderr."""
+    options = {"codec": codec, "level": level, "input_fps": input_fps, "quality": quality, "effort": effort,
+               "target_bpp": target_bpp, "target_kbps": target_kbps}  # fmt: skip
     _code("encode", input, output, options, **common)
 
 
@@ -328,14 +372,65 @@ def decode(
     ext: Optional[str] = typer.Option(None, "--ext", help=EXT_HELP),
     **common: Any,
 ) -> None:
-    """Decode a .msvq file to a video, .npy or PNG folder (or a folder of .msvq files into a mirrored tree)."""
+    """Decode a .msvq file to a video, .npy or PNG folder (or a folder of .msvq files into a mirrored tree).
+
+    - for INPUT reads the .msvq bytes from stdin; - for OUTPUT writes YUV4MPEG2 (4:2:0) to stdout, which
+    ffmpeg -f yuv4mpegpipe -i - and players read, and the report to stderr."""
     _code("decode", input, output, {"fps": fps, "size": size}, ext=ext, **common)
 
 
 @app.command()
 @guarded
+def codes(
+    input: Path = typer.Argument(..., metavar="INPUT", help=DECODE_INPUT_HELP),
+    output: Path = typer.Argument(..., metavar="OUTPUT", help=CODES_OUTPUT_HELP),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    device: Device = "cpu",
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help=JOBS_HELP),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help=SHARD_HELP),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Write a .msvq file's index grids as numpy arrays (.npz: top [n_clips, 8, 8, 8], bottom [n_clips, 16, 16,
+    16], frame_count, fps, model_id), without decoding pixels; a folder of .msvq files into a mirrored tree.
+
+    From Python: msvq_codec.read_codes(path) and msvq_codec.write_codes(grids, path)."""
+    from msvq_codec.batch import parse_shard
+    from msvq_codec.codes import codes_file
+    from msvq_codec.device import pick_device
+    from msvq_codec.errors import UsageError
+    from msvq_codec.outputs import skip_existing as skips
+
+    pick_device(device)
+    if input.is_dir():
+        _run_folder("codes", input, output, json_out, weights=weights, device=device, force=force, jobs=jobs,
+                    skip_existing=skip_existing, shard=shard)  # fmt: skip
+        return
+    parse_shard(shard)
+    if shard is not None:
+        raise UsageError("--shard is for folder inputs only")
+    if output.is_dir():  # as encode: INPUT's name in it
+        if str(input) == "-":
+            raise UsageError("standard input has no name to give its .npz in a folder: give the file to write")
+        output = output / f"{input.stem}.npz"
+    if skips(output, skip_existing, force):
+        out.print(f"skipped {output}: it exists (--skip-existing)", highlight=False, soft_wrap=True)
+        return
+    grids = codes_file(input, output, weights=weights, device=device, force=force)
+    shapes = ", ".join(f"{name} {list(a.shape)}" for name, a in grids.levels.items())
+    if json_out:
+        emit_json({"status": "ok", "input": str(input), "output": str(output), "frames": grids.frame_count,
+                   "levels": {name: list(a.shape) for name, a in grids.levels.items()}, "model_id": grids.model_id})
+    else:
+        out.print(f"wrote {output}: {shapes} (uint16), {grids.frame_count} frames at {grids.fps:g} fps, model "
+                  f"{grids.model_id}", highlight=False, soft_wrap=True)  # fmt: skip
+
+
+@app.command()
+@guarded
 def info(
-    file: Path = typer.Argument(..., metavar="FILE.msvq", help="A .msvq file."),
+    file: Path = typer.Argument(..., metavar="FILE.msvq", help="A .msvq file (- for stdin)."),
     json_out: bool = typer.Option(False, "--json", help="Print the header as JSON."),
 ) -> None:
     """Show a .msvq file's header (after checking the whole file)."""

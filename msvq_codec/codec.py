@@ -3,10 +3,14 @@ container and the video readers and writers.
 
     encode_video(in.avi, out.msvq)   clips of the input (16 fps, 64x64, 32 frames) -> model.encode ->
                                      one index grid per level (the nearest codes, or those rate control
-                                     chooses: ``rdo``, --quality) -> streams (range-coded with the weights'
-                                     context model by default; or zstd / DEFLATE) -> container
+                                     chooses: ``rdo``, --quality; at the lambda that meets a target rate:
+                                     ``target``) -> streams (range-coded with the weights' context model by
+                                     default; or zstd / DEFLATE) -> container
     decode_file(out.msvq, rec.mp4)   container -> (context streams -> indices) -> model.decode ->
                                      exactly frame_count frames -> writer
+
+The path ``-`` is standard input or output (``outputs.STDIO``): YUV4MPEG2 in and out for video, the file's
+bytes for ``.msvq``.
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 import torch
 
 from msvq_codec.container import (
-    CODEC_LEVELS, NO_ENTROPY_ID, Container, Header, LevelInfo, StreamCodec, default_level, from_bytes, read_header,
-    to_bytes,
+    CODEC_LEVELS, NO_ENTROPY_ID, QUALITY_PRESETS, Container, Header, LevelInfo, StreamCodec, default_level,
+    from_bytes, read_header, to_bytes,
 )  # fmt: skip
 from msvq_codec.config import ModelConfig
 from msvq_codec.device import pick_device
@@ -31,9 +35,12 @@ from msvq_codec.model.fast import fast_model
 from msvq_codec.model.refine import MAX_STEPS, refiner
 from msvq_codec.model.vqvae import Chooser, Codes, Refiner
 from msvq_codec.model.weights import LoadedModel, find_weights, load_weights
-from msvq_codec.outputs import atomic_output, check_target
-from msvq_codec.rdo import DEFAULT_QUALITY, Preset, chooser, preset
-from msvq_codec.video import SourceInfo, iter_clips, output_kind, probe, resampled_count, write_video
+from msvq_codec.outputs import atomic_output, check_target, is_stdio, read_stdin, stdout
+from msvq_codec.rdo import DEFAULT_QUALITY, Preset, chooser, lambda_preset, preset
+from msvq_codec.target import ClipSpool, Outcome, Target, search
+from msvq_codec.video import (
+    SourceInfo, iter_clips, output_kind, probe, resampled_count, source_bytes, write_video,
+)  # fmt: skip
 
 DEFAULT_BATCH = 4  # clips per forward pass
 MAX_READ_BYTES = 2**31  # a .msvq file larger than this is refused before reading
@@ -129,6 +136,28 @@ def paper_bpp(config: ModelConfig) -> float:
 def file_bpp(n_bytes: int, header: Header) -> float:
     """Real bits per pixel of a .msvq file of ``n_bytes``: its bits over the pixels of the frames it returns."""
     return n_bytes * 8 / (header.frame_count * header.clip_height * header.clip_width)
+
+
+def file_kbps(n_bytes: int, header: Header) -> float:
+    """A .msvq file's rate in kilobits per second of the video it returns (at ``header.fps``)."""
+    return n_bytes * 8 / (header.frame_count / header.fps) / 1000
+
+
+def raw_bytes(header: Header) -> int:
+    """The size of the frames a .msvq file returns as raw 24-bit RGB (3 bytes a pixel, at the clips' size)."""
+    return header.frame_count * header.clip_height * header.clip_width * 3
+
+
+def target_of(config: ModelConfig, target_bpp: float | None, target_kbps: float | None,
+              quality: str | Preset = DEFAULT_QUALITY, codec: StreamCodec = StreamCodec.CONTEXT) -> Target | None:
+    """The target rate of ``target_bpp`` / ``target_kbps`` for clips of ``config`` (None: neither given); a
+    UsageError for a bad value, or with a ``quality`` preset or a codec but context (a target chooses the
+    rate itself, counting the context coder's bits)."""
+    target = Target.of(target_bpp, target_kbps, config.fps, config.clip_size * config.clip_size)
+    if target is not None and (preset(quality).rd_lambda or codec != StreamCodec.CONTEXT):
+        raise UsageError(f"{target.option} chooses the rate itself: it takes neither a quality preset nor codec "
+                         f"{codec.name.lower()}", option=target.option)  # fmt: skip
+    return target
 
 
 # ---- clips <-> codes ---------------------------------------------------------------------------------------
@@ -244,6 +273,35 @@ def encode_to_bytes(
     indices = encode_clips(loaded, stream, batch_size, progress, choose=choose, refine=refine)
     return codes_to_bytes(loaded, indices, stream.frame_count, stream.info, codec=stream_codec, level=codec_level,
                           quality=chosen)  # fmt: skip
+
+
+class Targeted(NamedTuple):
+    header: Header
+    data: bytes  # the .msvq file
+    outcome: Outcome  # the lambda the search settled on, every probe, and a note for the user
+
+
+def encode_to_target(
+    source: str | Path, loaded: LoadedModel, target: Target, *, batch_size: int = DEFAULT_BATCH,
+    input_fps: float | None = None, progress: Progress | None = None, effort: int = 0,
+) -> Targeted:  # fmt: skip
+    """Read ``source`` as the model's clips once, then encode them (context coder) at the lambdas of a search
+    (``target.search``) until the file lands within its tolerance of ``target``."""
+    cfg = loaded.model.config
+    stream = iter_clips(source, fps=cfg.fps, size=cfg.clip_size, clip_frames=cfg.clip_frames, input_fps=input_fps)
+    with ClipSpool(stream) as clips:
+        if clips.count == 0:
+            raise InputError("no clips to encode")
+
+        def rate_at(rd_lambda: float) -> tuple[float, tuple[Header, bytes]]:
+            chosen = lambda_preset(rd_lambda)
+            choose, refine = rate_control(loaded, chosen, effort)
+            indices = encode_clips(loaded, clips, batch_size, progress, choose=choose, refine=refine)
+            header, data = codes_to_bytes(loaded, indices, stream.frame_count, stream.info, quality=chosen)
+            return file_bpp(len(data), header), (header, data)
+
+        outcome = search(rate_at, target)
+    return Targeted(*outcome.kept, outcome)
 
 
 def codes_to_bytes(
@@ -367,6 +425,9 @@ def decode_frames(
 
 
 def read_file(path: str | Path) -> Container:
+    """A whole .msvq file (``-``: standard input), checked (CRCs, streams)."""
+    if is_stdio(path):
+        return read_bytes(read_stdin(MAX_READ_BYTES), "standard input")
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path} is a folder, not a .msvq file")
@@ -400,6 +461,14 @@ class EncodeResult:
     paper_bpp: float  # the paper's formula: sum N log2 K / (T H W) over the padded clips
     file_bpp: float  # real bits: bytes * 8 / (frames * H * W)
     seconds: float
+    kbps: float  # the file's bits per second of the video it returns (at 16 fps), / 1000
+    source_bytes: int | None  # the input's size (a frame folder: its images; a pipe: what was read)
+    raw_bytes: int  # the frames as raw 24-bit RGB at the clips' size: frames x 64 x 64 x 3
+    ratio_source: float | None  # source_bytes / bytes
+    ratio_raw: float  # raw_bytes / bytes
+    quality: str  # the rate control written: a preset's name, or "target"
+    rd_lambda: float  # its lambda (0.0 for max)
+    note: str | None = None  # for the user (stderr): a target that was above max, or not met within 5 %
 
 
 @dataclass(frozen=True)
@@ -427,29 +496,50 @@ def encode_video(
     progress: Progress | None = None,
     quality: str = DEFAULT_QUALITY,
     effort: int = 0,
+    target_bpp: float | None = None,
+    target_kbps: float | None = None,
 ) -> EncodeResult:
-    """Encode a video (any input kind) to a .msvq file, written atomically. ``quality``: the rate-control
-    preset (``rdo.PRESETS``; max, the default, writes the nearest codes); ``effort``: refinement steps."""
+    """Encode a video (any input kind; ``-``: YUV4MPEG2 on standard input) to a .msvq file, written atomically
+    (``-``: to standard output, once it is whole). ``quality``: the rate-control preset (``rdo.PRESETS``; max,
+    the default, writes the nearest codes); ``effort``: refinement steps; ``target_bpp`` or ``target_kbps``:
+    the rate to land within 5 % of instead of a preset (``msvq_codec.target``)."""
     started = time.perf_counter()
+    to_stdout = is_stdio(output)
     output = Path(output)
-    if output.is_dir():
-        raise UsageError(f"{output} is a folder: give the .msvq file to write")
-    check_target(output, force)
+    if not to_stdout:
+        if output.is_dir():
+            raise UsageError(f"{output} is a folder: give the .msvq file to write")
+        check_target(output, force)
     stream_codec, _ = parse_codec(codec, level)  # fail fast on a bad codec or level, before any decoding
     check_rate_control(quality, effort, stream_codec)
-    probe(input, input_fps)  # fail fast on a bad input, before the model loads
+    target = target_of(ModelConfig(), target_bpp, target_kbps, quality, stream_codec)
+    info = probe(input, input_fps)  # fail fast on a bad input, before the model loads
     loaded = model or load_model(weights, device)
     if stream_codec == StreamCodec.CONTEXT:
         entropy_model(loaded)  # fail fast without an entropy model, before the video is read
-    header, data = encode_to_bytes(
-        input, loaded, codec=codec, level=level, batch_size=batch_size, input_fps=input_fps, progress=progress,
-        quality=quality, effort=effort,
-    )
-    with atomic_output(output, force) as tmp:
-        tmp.write_bytes(data)
+    note = None
+    if target is None:
+        header, data = encode_to_bytes(
+            input, loaded, codec=codec, level=level, batch_size=batch_size, input_fps=input_fps, progress=progress,
+            quality=quality, effort=effort,
+        )  # fmt: skip
+    else:
+        target = target_of(loaded.model.config, target_bpp, target_kbps)
+        header, data, outcome = encode_to_target(input, loaded, target, batch_size=batch_size, input_fps=input_fps,
+                                                 progress=progress, effort=effort)  # fmt: skip
+        note = outcome.note
+    if to_stdout:
+        with stdout() as stream:
+            stream.write(data)
+    else:
+        with atomic_output(output, force) as tmp:
+            tmp.write_bytes(data)
+    size = source_bytes(info)
     return EncodeResult(
         str(input), str(output), header.frame_count, header.n_clips, len(data), header.paper_bpp,
-        file_bpp(len(data), header), time.perf_counter() - started,
+        file_bpp(len(data), header), time.perf_counter() - started, file_kbps(len(data), header), size,
+        raw_bytes(header), None if size is None else size / len(data), raw_bytes(header) / len(data),
+        QUALITY_PRESETS.get(header.quality, str(header.quality)), header.rd_lambda, note,
     )  # fmt: skip
 
 
@@ -500,17 +590,24 @@ def decode_file(
     force: bool = False,
     progress: Progress | None = None,
 ) -> DecodeResult:
-    """Decode a .msvq file to a video, .npy or PNG folder (by ``output``'s extension), written atomically."""
+    """Decode a .msvq file (``-``: from standard input) to a video, .npy or PNG folder (by ``output``'s
+    extension), written atomically; ``-``: YUV4MPEG2 on standard output, frame by frame."""
     started = time.perf_counter()
+    to_stdout = is_stdio(output)
     output = Path(output)
-    _check_decode_target(output, force)
+    if not to_stdout:
+        _check_decode_target(output, force)
     container = read_file(input)
     out_size = parse_size(size, container.header)
     loaded = model or load_model(weights, device)
     check_compatible(container.header, loaded)
     rate = fps or container.header.fps
-    with atomic_output(output, force) as tmp:
-        n = write_video(tmp, decode_frames(container, loaded, batch_size, progress), rate, out_size)
+    frames = decode_frames(container, loaded, batch_size, progress)
+    if to_stdout:
+        n = write_video(output, frames, rate, out_size)
+    else:
+        with atomic_output(output, force) as tmp:
+            n = write_video(tmp, frames, rate, out_size)
     width, height = out_size or (container.header.clip_width, container.header.clip_height)
     return DecodeResult(str(input), str(output), n, width, height, time.perf_counter() - started)
 
@@ -522,9 +619,13 @@ def info(path: str | Path) -> Header:
 
 def describe(path: str | Path) -> dict[str, Any]:
     """What ``msvq info`` shows: the file's name and size, its header (``Header.to_dict``), its real bpp."""
-    header = info(path)
-    size = Path(path).stat().st_size
-    return {"file": str(path), "bytes": size, **header.to_dict(), "file_bpp": file_bpp(size, header)}
+    if is_stdio(path):
+        data = read_stdin(MAX_READ_BYTES)
+        header, size = read_bytes(data, "standard input").header, len(data)
+    else:
+        header, size = info(path), Path(path).stat().st_size
+    return {"file": str(path), "bytes": size, **header.to_dict(), "file_bpp": file_bpp(size, header),
+            "kbps": file_kbps(size, header), "ratio_raw": raw_bytes(header) / size}  # fmt: skip
 
 
 def roundtrip_bytes(data: bytes, loaded: LoadedModel, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
@@ -539,6 +640,8 @@ def roundtrip_bytes(data: bytes, loaded: LoadedModel, batch_size: int = DEFAULT_
 def encoded_name(source: str | Path) -> str:
     """The .msvq file name an input gets in an output folder: ``clip.avi`` -> ``clip.msvq``, a frame folder
     ``shots`` -> ``shots.msvq``."""
+    if is_stdio(source):
+        raise UsageError("standard input has no name to give its .msvq file in a folder: give the file to write")
     source = Path(source)
     return (source.name if source.is_dir() else source.stem) + ".msvq"
 
@@ -553,6 +656,8 @@ def encode_target(source: str | Path, output: str | Path) -> Path:
 def estimate_clips(source: str | Path, input_fps: float | None = None) -> int | None:
     """Clips encoding ``source`` will take, from what its container declares (None: it declares nothing, or
     cannot be probed; encoding reports the problem). An estimate: declared frame counts may be wrong."""
+    if is_stdio(source):
+        return None  # a stream declares no length
     try:
         source_info = probe(source, input_fps)
     except MsvqError:
@@ -564,7 +669,10 @@ def estimate_clips(source: str | Path, input_fps: float | None = None) -> int | 
 
 
 def recorded_clips(path: str | Path) -> int | None:
-    """The clip count a .msvq file's header records (None: not readable; decoding reports the problem)."""
+    """The clip count a .msvq file's header records (None: not readable, or standard input, which is read
+    once; decoding reports the problem)."""
+    if is_stdio(path):
+        return None
     try:
         with Path(path).open("rb") as fp:
             return read_header(fp).n_clips
@@ -573,10 +681,10 @@ def recorded_clips(path: str | Path) -> int | None:
 
 
 __all__ = [
-    "CODEC_NAMES", "DEFAULT_BATCH", "DEFAULT_CODEC", "DecodeResult", "EncodeResult", "check_batch_size", "codes_to_bytes",
-    "check_effort", "check_rate_control", "rate_control",
-    "container_indices", "decode_file", "entropy_model",
-    "decode_frames", "describe", "encode_clips", "encode_target", "encode_to_bytes", "encode_video", "encoded_name",
-    "estimate_clips", "file_bpp", "info", "levels_of", "load_model", "make_header", "paper_bpp", "read_bytes",
-    "read_file", "recorded_clips", "roundtrip_bytes",
+    "CODEC_NAMES", "DEFAULT_BATCH", "DEFAULT_CODEC", "DecodeResult", "EncodeResult", "Targeted", "check_batch_size",
+    "check_effort", "check_rate_control", "codes_to_bytes", "container_indices", "decode_file", "decode_frames",
+    "describe", "encode_clips", "encode_target", "encode_to_bytes", "encode_to_target", "encode_video",
+    "encoded_name", "entropy_model", "estimate_clips", "file_bpp", "file_kbps", "info", "levels_of", "load_model",
+    "make_header", "paper_bpp", "rate_control", "raw_bytes", "read_bytes", "read_file", "recorded_clips",
+    "roundtrip_bytes", "target_of",
 ]  # fmt: skip

@@ -150,7 +150,7 @@ SCHEDULES = ("cosine", "constant")
 # augmentation, warmup then a constant rate with an EMA of the weights for export, reconstruction and VQ
 # losses only (the perceptual term, more than half a CPU step's cost, belongs to a final phase: pass
 # --gamma 0.4 then), checkpoints every 10 minutes, and a rate of 5e-5 (from the GPU-trained weights, 2e-4 at
-# batch 4 undid them: A/B 3). Which of these choices were measured, and how, is in benchmarks/training.md.
+# batch 4 undid them: A/B 3). Which of these choices were measured, and how, is in benchmarks/training/training.md.
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": dict(

@@ -43,3 +43,7 @@ class WeightsMismatch(MsvqError):
 
 class OutputExists(MsvqError):
     """The output exists and ``force`` was not given."""
+
+
+class PipeClosed(MsvqError):
+    """Standard output was closed by the program reading it (``msvq decode x.msvq - | head``)."""

@@ -8,18 +8,25 @@ name never overwrite each other silently.
 ``atomic_output`` is the one way msvq writes a file or folder: .msvq files, decoded videos, weights, bench
 reports, cached VGG weights (and checkpoints and the training frame cache). ``skip_existing`` is the one rule
 for resuming a run over outputs that exist.
+
+The path ``-`` (``STDIO``) means standard input or output, as for every encoder: ``stdout`` is the one way
+msvq writes data there (a closed pipe is a ``PipeClosed`` error, one line, never a traceback), and
+``read_stdin`` the one way it reads a whole input from there.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
-from msvq_codec.errors import OutputExists, UsageError
+from msvq_codec.errors import InputError, OutputExists, PipeClosed, UsageError
+
+STDIO = "-"  # the path that means standard input (as an input) or standard output (as an output)
 
 PARTIAL_TAG = "-partial-"  # temporary names: .<stem>-partial-<pid>-<random><suffix>; no dot of its own, so
 # a suffix-less target (a PNG folder) gets a suffix-less temporary name and writers see the same kind
@@ -62,6 +69,44 @@ def atomic_output(target: str | Path, force: bool = False) -> Iterator[Path]:
         _commit(tmp, target, force)
     finally:
         _remove(tmp)
+
+
+def is_stdio(path: str | Path | None) -> bool:
+    """Whether ``path`` is ``-``: standard input or output."""
+    return path is not None and str(path) == STDIO
+
+
+@contextmanager
+def stdout() -> Iterator[BinaryIO]:
+    """Standard output as a binary stream, for data. A reader that went away (a closed pipe) is a
+    ``PipeClosed`` error; standard output then points at /dev/null, so that Python's final flush stays quiet."""
+    stream = sys.stdout.buffer
+    try:
+        yield stream
+        stream.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        raise PipeClosed("standard output was closed by the program reading it") from None
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (an embedding program's stdout): nothing to flush into
+        pass
+
+
+def read_stdin(limit: int) -> bytes:
+    """All of standard input, at most ``limit`` bytes (InputError beyond that, or when it is a terminal)."""
+    stream = sys.stdin.buffer
+    if stream.isatty():
+        raise InputError("standard input is a terminal: pipe a file into it")
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(f"standard input holds more than {limit} bytes, more than this reader accepts")
+    return data
 
 
 def _commit(tmp: Path, target: Path, force: bool) -> None:

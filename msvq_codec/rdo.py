@@ -12,9 +12,9 @@ the two latent frames before it in file order, so the choice runs latent frame b
 (across clips and batches: a chooser serves one file), all positions of one latent frame at once.
 ``w_level ||z - e||^2`` estimates the pixel squared error (8-bit units, summed over the clip's RGB values)
 the code costs: for the bottom level the latent distance predicts it well and ``w`` is fitted
-(``benchmarks/rdo_calibrate.py``); for the top level the latent distance does not predict the pixel error
-(the bottom level, computed from the chosen top, makes up for most of it), so the top takes the bottom's
-weight. Levels are ordered by the model: the top is chosen first and the bottom latent is then computed from
+(``benchmarks/rate-control/rdo_calibrate.py``); for the top level the latent distance does not predict the
+pixel error (the bottom level, computed from the chosen top, makes up for most of it), so the top takes the
+bottom's weight. Levels are ordered by the model: the top is chosen first and the bottom latent is then computed from
 the *chosen* top codes (``MSVQVAE.encode``'s chooser).
 
 Passes. One pass chooses each frame greedily. A second pass (every preset but max) revisits every frame in
@@ -22,7 +22,7 @@ order, given the frames before it as now chosen, shortlists each position's ``SH
 ``J`` and charges each also what it does to the next frame's codes (as chosen by the first pass): the bits of
 the next frame's code at the same position and at its four neighbours, whose contexts it enters. On the dev
 set it saved 2-4 % of the bits at equal or better PSNR at every lambda tried, for about half the encode speed
-(``benchmarks/rdo-sweep.json``).
+(``benchmarks/rate-control/history/rdo-sweep.json``).
 
 lambda = 0 (``--quality max``, the default) is not a chooser at all: the codec then takes the model's nearest
 codes, bit-identical to an encoder without rate control.
@@ -43,8 +43,9 @@ from msvq_codec.entropy.tables import CAND_BITS, ESCAPE_BITS
 from msvq_codec.errors import UsageError
 
 # Pixel squared error (8-bit units, summed over the RGB values of a clip) per unit of squared latent distance
-# at the bottom level: the slope fitted by benchmarks/rdo_calibrate.py (benchmarks/rdo-calibrate.json) on the
-# dev set with the shipped weights. The top level takes the same weight (see the module docstring).
+# at the bottom level: the slope fitted by benchmarks/rate-control/rdo_calibrate.py on the dev set, with the
+# weights shipped before these (model 4c901847: benchmarks/rate-control/history/rdo-calibrate.json). The top
+# level takes the same weight (see the module docstring).
 BOTTOM_WEIGHT = 3.561e4
 SHORTLIST = 16  # codes per position the second pass weighs against the next frame
 _NEIGHBOURS = ((-1, 0), (0, -1), (0, 1), (1, 0))  # the four neighbours of the context (entropy.context)
@@ -61,13 +62,24 @@ class Preset:
     passes: int
 
 
-# Tuned on the dev set (benchmarks/rdo-sweep.json, benchmarks/README.md "Rate control") so that the presets
-# spread over about 1.0, 0.75, 0.6, 0.4 and 0.3 of max's bits; set on 16 clips, so round numbers, not optima.
+# Tuned on the dev set (benchmarks/rate-control/history/rdo-sweep.json, benchmarks/rate-control/README.md) so
+# that the presets spread over about 1.0, 0.75, 0.6, 0.4 and 0.3 of max's bits; set on 16 clips, so round
+# numbers, not optima.
 _LAMBDAS = {"max": 0.0, "high": 250.0, "medium": 700.0, "low": 2000.0, "lowest": 4000.0}
 _PASSES = {"max": 1, "high": 2, "medium": 2, "low": 2, "lowest": 2}
-PRESETS = {name: Preset(name, id_, _LAMBDAS[name], _PASSES[name]) for id_, name in QUALITY_PRESETS.items()}
+PRESETS = {name: Preset(name, id_, _LAMBDAS[name], _PASSES[name])
+           for id_, name in QUALITY_PRESETS.items() if name in _LAMBDAS}  # fmt: skip
 QUALITY_NAMES = tuple(PRESETS)
 DEFAULT_QUALITY = "max"
+TARGET_ID = next(id_ for id_, name in QUALITY_PRESETS.items() if name == "target")
+
+
+def lambda_preset(rd_lambda: float) -> Preset:
+    """The preset of a lambda that a search for a target rate found (``msvq_codec.target``): max at 0, else
+    the header's ``target`` id with the presets' two passes."""
+    if rd_lambda == 0:
+        return PRESETS["max"]
+    return Preset("target", TARGET_ID, float(rd_lambda), 2)
 
 
 def preset(quality: str | Preset) -> Preset:
@@ -233,5 +245,5 @@ def chooser(coders: dict[str, LevelCoder], quality: str | Preset) -> RdChooser |
     return RdChooser(coders, chosen.rd_lambda, chosen.passes)
 
 
-__all__ = ["BOTTOM_WEIGHT", "DEFAULT_QUALITY", "PRESETS", "QUALITY_NAMES", "LevelCosts", "Preset", "RdChooser",
-           "chooser", "lookahead_bits", "preset"]  # fmt: skip
+__all__ = ["BOTTOM_WEIGHT", "DEFAULT_QUALITY", "PRESETS", "QUALITY_NAMES", "TARGET_ID", "LevelCosts", "Preset",
+           "RdChooser", "chooser", "lambda_preset", "lookahead_bits", "preset"]  # fmt: skip

@@ -4,7 +4,7 @@
 instead of spinning. With torch's default (spinning) every convolution ends in a barrier that waits for the
 slowest thread, and on a CPU shared with other work (a training run, parallel ``msvq`` jobs) one descheduled
 thread stalls the rest: on a 2-core machine shared with a training run this made encode and decode about
-1.6x slower than with passive waiting (``benchmarks/README.md``, "Threads").
+1.6x slower than with passive waiting (``benchmarks/startup/README.md``, "Threads").
 """
 
 from __future__ import annotations

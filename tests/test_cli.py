@@ -7,6 +7,7 @@ In-process through typer's CliRunner (stdout and stderr apart), plus a few real 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,6 @@ from msvq_codec.model.weights import load_weights
 from tinymodel import make_tiny_weights
 
 runner = CliRunner()
-
-
 
 
 @pytest.fixture(scope="module")
@@ -363,3 +362,142 @@ def test_rate_control_usage_errors_are_one_line(env, tmp_path):
     assert not (tmp_path / "x.msvq").exists() and not (tmp_path / "out").exists()
     res = run("bench", env["npy"], "--weights", env["w"], "--no-classic", "--no-lpips", "--quality", "max,best")
     assert_one_line_error(res, 2, "--quality must be one of")
+
+
+# ---- pipes: - for stdin and stdout, real processes -------------------------------------------------------------
+
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+MSVQ = [sys.executable, "-m", "msvq_codec"]
+
+
+def piped(args: list, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run([*MSVQ, *map(str, args)], input=stdin, capture_output=True, timeout=300)
+
+
+def one_error_line(res: subprocess.CompletedProcess, *fragments: str) -> None:
+    text = res.stderr.decode()
+    assert res.returncode == 1 and text.startswith("error: ") and text.count("\n") == 1, text
+    assert "Traceback" not in text and all(f in text for f in fragments), text
+
+
+@pytest.fixture(scope="module")
+def y4m(env) -> Path:
+    """A 50-frame 25 fps y4m that ffmpeg wrote (its testsrc2 pattern, 80x60)."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    path = env["dir"] / "src.y4m"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=80x60:rate=25",
+                    "-frames:v", "50", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", path], check=True)  # fmt: skip
+    return path
+
+
+@needs_ffmpeg
+def test_stdin_and_a_y4m_file_write_the_same_bytes(env, y4m, tmp_path):
+    res = piped(["encode", "-", tmp_path / "a.msvq", "-w", env["w"], "--json"], y4m.read_bytes())
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)  # the output is a file: the report stays on stdout
+    assert report["input"] == "-" and report["frames"] == 32 and report["source_bytes"] == y4m.stat().st_size
+    assert piped(["encode", y4m, tmp_path / "b.msvq", "-w", env["w"]]).returncode == 0
+    assert (tmp_path / "a.msvq").read_bytes() == (tmp_path / "b.msvq").read_bytes()
+    ffmpeg = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-i", y4m, "-f", "yuv4mpegpipe", "-"],
+                              stdout=subprocess.PIPE)  # fmt: skip
+    res = subprocess.run([*MSVQ, "encode", "-", "-", "-w", env["w"]], stdin=ffmpeg.stdout, capture_output=True,
+                         timeout=300)  # fmt: skip
+    ffmpeg.stdout.close()
+    assert ffmpeg.wait() == 0 and res.returncode == 0, res.stderr
+    assert res.stdout == (tmp_path / "a.msvq").read_bytes()  # the file's bytes on stdout, nothing else
+    assert res.stderr.decode().startswith("encoded - -> -: 32 frames")  # the report went to stderr
+
+
+@needs_ffmpeg
+def test_decode_reads_stdin_and_writes_y4m_that_ffmpeg_reads(env, tmp_path):
+    data = Path(env["msvq"]).read_bytes()
+    res = piped(["decode", "-", tmp_path / "r.npy", "-w", env["w"]], data)
+    assert res.returncode == 0, res.stderr
+    exact = np.load(tmp_path / "r.npy")
+    res = piped(["decode", "-", "-", "-w", env["w"], "--json"], data)
+    assert res.returncode == 0 and res.stdout.startswith(b"YUV4MPEG2 W64 H64 F16:1 ")
+    assert json.loads(res.stderr)["frames"] == 45  # stdout carries the video: the JSON record goes to stderr
+    back = subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "yuv4mpegpipe", "-i", "-", "-f", "rawvideo",
+                           "-pix_fmt", "rgb24", "-"], input=res.stdout, capture_output=True, check=True).stdout
+    frames = np.frombuffer(back, np.uint8).reshape(-1, 64, 64, 3)
+    assert frames.shape[0] == 45
+    err = frames.astype(float) - exact
+    assert 10 * np.log10(255**2 / np.mean(err**2)) > 30  # 4:2:0 chroma and rounding only
+    res = piped(["decode", "-", "-", "-w", env["w"], "--size", "32x24", "--fps", "25"], data)
+    assert res.stdout.startswith(b"YUV4MPEG2 W32 H24 F25:1 ")
+
+
+def test_a_closed_pipe_is_one_error_line(env):
+    proc = subprocess.Popen([*MSVQ, "decode", env["msvq"], "-", "-w", env["w"]], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.read(100)
+    proc.stdout.close()  # the reader goes away after 100 bytes, as `| head -c 100` does
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 1 and stderr == "error: standard output was closed by the program reading it\n"
+
+
+@needs_ffmpeg
+def test_bad_y4m_on_stdin_is_one_error_line_and_writes_nothing(env, y4m, tmp_path):
+    whole = y4m.read_bytes()
+    cases = [
+        (whole[:-100], "ends in the middle of frame 49"),
+        (whole.replace(b" Ip ", b" It ", 1), "interlaced"),
+        (whole.replace(b"C420jpeg", b"C420p10", 1), "C420p10"),
+        (b"", "empty"),
+        (b"RIFF1234AVI LIST", "not a YUV4MPEG2"),
+    ]
+    for data, fragment in cases:
+        one_error_line(piped(["encode", "-", tmp_path / "x.msvq", "-w", env["w"]], data), fragment)
+        assert not list(tmp_path.iterdir())
+    one_error_line(piped(["decode", "-", tmp_path / "x.mp4", "-w", env["w"]], b"junk"), "standard input")
+    res = piped(["encode", "-", tmp_path, "-w", env["w"]], whole)  # a folder needs a name
+    assert res.returncode == 2 and "standard input has no name" in res.stderr.decode()
+    assert not list(tmp_path.iterdir())
+
+
+@needs_ffmpeg
+def test_target_rates_for_a_file_a_pipe_and_a_folder(env, y4m, tmp_path):
+    top = json.loads(piped(["encode", y4m, tmp_path / "max.msvq", "-w", env["w"], "--json"]).stdout)["file_bpp"]
+    goal = 0.7 * top
+    res = piped(["encode", "-", "-", "-w", env["w"], "--target-bpp", goal], y4m.read_bytes())
+    assert res.returncode == 0, res.stderr
+    bits = len(res.stdout) * 8 / (32 * 64 * 64)
+    assert abs(bits - goal) <= 0.05 * goal
+    kbps = goal * 16 * 64 * 64 / 1000
+    res = piped(["encode", y4m, tmp_path / "k.msvq", "-w", env["w"], "--target-kbps", kbps, "--json"])
+    record = json.loads(res.stdout)
+    assert record["quality"] == "target" and abs(record["kbps"] - kbps) <= 0.05 * kbps
+    info = json.loads(piped(["info", tmp_path / "k.msvq", "--json"]).stdout)
+    assert info["quality_preset"] == "target" and info["rd_lambda"] == pytest.approx(record["rd_lambda"])
+    assert info["kbps"] == pytest.approx(record["kbps"])
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    shutil.copy(y4m, tmp_path / "in" / "sub" / "v.y4m")
+    np.save(tmp_path / "in" / "n.npy", np.load(env["npy"]))
+    res = piped(["encode", tmp_path / "in", tmp_path / "out", "-w", env["w"], "--target-bpp", 10 * top, "--json"])
+    summary = json.loads(res.stdout)
+    assert res.returncode == 0 and summary["ok"] == 2 and summary["ratio_raw"] > 1
+    assert all(f["note"] and "above what quality max spends" in f["note"] for f in summary["files"])
+    assert "above what quality max spends" in res.stderr.decode()
+    one_error_line(piped(["encode", y4m, tmp_path / "low.msvq", "-w", env["w"], "--target-kbps", 0.001]),
+                   "is below what these codes can reach", "kbps to")  # fmt: skip
+
+
+def test_encode_reports_bpp_and_compression_ratios(env, tmp_path):
+    res = run("encode", env["npy"], tmp_path / "r.msvq", "-w", env["w"], "--json")
+    rec = json.loads(res.stdout)
+    size = (tmp_path / "r.msvq").stat().st_size
+    assert rec["source_bytes"] == Path(env["npy"]).stat().st_size and rec["bytes"] == size
+    assert rec["ratio_source"] == pytest.approx(rec["source_bytes"] / size)
+    assert rec["ratio_raw"] == pytest.approx(45 * 64 * 64 * 3 / size)
+    assert rec["file_bpp"] == pytest.approx(size * 8 / (45 * 64 * 64))
+    res = run("encode", env["npy"], tmp_path / "t.msvq", "-w", env["w"])
+    assert f"{rec['file_bpp']:.4f} bpp" in res.stdout and f"{rec['ratio_raw']:.1f}:1 to raw 64x64 RGB" in res.stdout
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b"):
+        shutil.copy(env["npy"], tmp_path / "in" / f"{name}.npy")
+    res = run("encode", tmp_path / "in", tmp_path / "out", "-w", env["w"])
+    assert res.exit_code == 0 and ":1 to raw 64x64 RGB" in res.stdout.splitlines()[-1]
+    summary = json.loads(run("encode", tmp_path / "in", tmp_path / "out2", "-w", env["w"], "--json").stdout)
+    assert summary["bytes"] == 2 * size and summary["ratio_raw"] == pytest.approx(2 * 45 * 64 * 64 * 3 / (2 * size))
+    assert summary["ratio_source"] == pytest.approx(rec["ratio_source"])

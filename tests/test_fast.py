@@ -1,6 +1,6 @@
 """msvq_codec.model.fast against the reference MSVQVAE.encode/decode: same codes at fp32, close pictures at bf16,
 every layer rewrite (in-place ReLUs and residuals, sub-pixel transposed conv) equal to what it replaces. Speed is measured in
-benchmarks/model_speed.py, not here."""
+benchmarks/speed/model_speed.py, not here."""
 
 from __future__ import annotations
 

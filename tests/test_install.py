@@ -2,8 +2,9 @@
 weights, and the ``msvq`` command they install encodes and decodes a sample with them.
 
 Offline: a copy of the source is built and installed with ``--no-deps --no-build-isolation`` from no index,
-into virtual environments that see this one's packages (torch, numpy, OpenCV) but have their own msvq. Each
-test builds and installs (tens of seconds), hence ``slow``; CI runs it (no ``-m`` filter).
+into virtual environments that see the packages these tests run with (torch, numpy, OpenCV: the system's, and
+this interpreter's own where it is itself a virtual environment) but have their own msvq. Each test builds and
+installs (tens of seconds), hence ``slow``; CI runs it (no ``-m`` filter).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -63,9 +65,26 @@ def install(requirement: Path, where: Path) -> Path:
     may be too old to build a wheel)."""
     run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", where], where.parent)
     bin_dir = where / "bin"
+    see_our_packages(bin_dir / "python")
     run([bin_dir / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--ignore-installed",
          requirement], where.parent)  # fmt: skip
     return bin_dir
+
+
+def our_site_dirs() -> list[str]:
+    """The folders this interpreter imports installed packages from: its site-packages, and where it is a
+    virtual environment (which ``--system-site-packages`` does not reach), the environment's own."""
+    dirs = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    dirs |= {p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")}
+    return sorted(d for d in dirs if Path(d).is_dir())
+
+
+def see_our_packages(python: Path) -> None:
+    """Make the environment of ``python`` also import from ``our_site_dirs`` (after its own site-packages, so
+    its own msvq comes first): a ``.pth`` file of plain paths, whose own ``.pth`` files (this checkout's
+    editable msvq among them) are not read."""
+    site = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], python.parent).stdout
+    Path(site.strip(), "msvq-test-parent.pth").write_text("".join(d + "\n" for d in our_site_dirs()))
 
 
 def round_trip(bin_dir: Path, sample: Path, work: Path) -> None:

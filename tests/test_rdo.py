@@ -17,7 +17,9 @@ from msvq_codec.container import QUALITY_PRESETS
 from msvq_codec.errors import UsageError
 from msvq_codec.model.fast import fast_model
 from msvq_codec.model.vqvae import nearest_codes
-from msvq_codec.rdo import PRESETS, QUALITY_NAMES, LevelCosts, RdChooser, _neighbour_table, lookahead_bits, preset
+from msvq_codec.rdo import (
+    PRESETS, QUALITY_NAMES, LevelCosts, RdChooser, _neighbour_table, lambda_preset, lookahead_bits, preset,
+)
 
 
 def moving_clip(n: int = 64, size: int = 64, seed: int = 0) -> np.ndarray:
@@ -194,6 +196,7 @@ def test_rate_control_refuses_other_codecs_and_bad_values(weights, source, tmp_p
 
 
 def test_presets_are_the_formats_ids():
-    assert {p.id: name for name, p in PRESETS.items()} == QUALITY_PRESETS
+    assert {p.id: name for name, p in PRESETS.items()} == {i: n for i, n in QUALITY_PRESETS.items() if n != "target"}
+    assert QUALITY_PRESETS[lambda_preset(123.0).id] == "target" and lambda_preset(0.0) is PRESETS["max"]
     lambdas = [PRESETS[name].rd_lambda for name in QUALITY_NAMES]
     assert lambdas[0] == 0 and all(b > a for a, b in zip(lambdas, lambdas[1:]))

@@ -112,8 +112,10 @@ def test_loss_falls_and_validation_psnr_rises(data_dir, tmp_path):
 
 
 def test_resume_is_exact(data_dir, tmp_path):
-    straight = load_checkpoint(run(data_dir, tmp_path / "a", steps=6, augment=True))
-    part = run(data_dir, tmp_path / "b", steps=6, stop_after=4, augment=True)
+    # fp32 (the resumed run takes the checkpoint's config): on a CPU with bf16 arithmetic, autocast's oneDNN bf16
+    # kernels may round an element differently in a new process (seen: one top codebook row, one bf16 step)
+    straight = load_checkpoint(run(data_dir, tmp_path / "a", steps=6, augment=True, amp=False))
+    part = run(data_dir, tmp_path / "b", steps=6, stop_after=4, augment=True, amp=False)
     assert load_checkpoint(part)["step"] == 4
     resumed = load_checkpoint(run(data_dir, tmp_path / "b", steps=6, resume=part))
     assert resumed["step"] == 6
@@ -284,14 +286,35 @@ def test_epoch_batches_give_each_clip_once_per_epoch_split_across_ranks():
     assert list(sampler) != whole[2:]  # each epoch has its own order
 
 
-def test_workers_that_live_across_epochs_train_as_the_loop_alone(data_dir, tmp_path):
-    # 6 training clips, batch 2: 3 steps an epoch, so 8 steps cross two epoch boundaries; the augmentation
-    # draws come from the Draw keys, so forked workers (kept alive) draw exactly what the loop draws itself
-    alone = load_checkpoint(run(data_dir, tmp_path / "a", steps=8, augment=True, workers=0))
-    forked = load_checkpoint(run(data_dir, tmp_path / "b", steps=8, augment=True, workers=2))
-    assert alone["epoch"] == forked["epoch"] == 2
-    for key, value in alone["model"].items():
-        assert torch.equal(value, forked["model"][key]), key
+def test_workers_that_live_across_epochs_draw_what_the_loop_draws(data_dir, tmp_path):
+    # 6 training clips, batch 2: 3 batches an epoch, over three epochs; the augmentation draws come from the
+    # Draw keys, so forked workers (kept alive, as the loop keeps them) give exactly the clips the loop's own
+    # process draws. (Compared as data: weights trained on them agree only to float rounding, since batches
+    # from the workers' shared memory sit at other addresses, where oneDNN's kernels may sum in another order.)
+    from torch.utils.data import DataLoader
+
+    from msvq_codec.train.data import ClipDataset
+    from msvq_codec.train.loop import TRAIN_CACHE_SIZE, EpochBatches
+
+    split = build_split(data_dir, "files", tmp_path / "cache", clip_size=64, cache_size=TRAIN_CACHE_SIZE, fps=16.0,
+                        clip_frames=32, seed=1, val_list=data_dir / "val.txt")  # fmt: skip
+    dataset = ClipDataset(split.train_caches, split.train, 32, 64, True, 1)
+
+    def draws(workers: int) -> list[torch.Tensor]:
+        batches = EpochBatches(len(dataset), 2, 1, 0, 1)
+        loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, persistent_workers=workers > 0)
+        out = []
+        for epoch in range(3):
+            batches.epoch = epoch
+            out += list(loader)
+        return out
+
+    alone, forked = draws(0), draws(2)
+    assert len(alone) == len(forked) == 9 and all(a.dtype == torch.uint8 for a in alone)
+    assert all(torch.equal(a, b) for a, b in zip(alone, forked))
+    assert not torch.equal(alone[0], alone[3]) or not torch.equal(alone[1], alone[4])  # epochs draw anew
+    steps = load_checkpoint(run(data_dir, tmp_path / "b", steps=8, augment=True, workers=2))
+    assert steps["epoch"] == 2 and steps["step"] == 8  # and the loop trains across epochs with them
 
 
 def test_augmented_clip_is_drawn_from_the_epoch_its_key_names(data_dir):

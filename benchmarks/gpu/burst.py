@@ -11,7 +11,7 @@ brings back weights small enough to travel:
     scaling the learning rate by the square root of the batch ratio. Costly: on the H200 timing 32, 64 and 128
     took 199 s of a 580 s budget in sitting 5, where their timed steps sum to 3 s (cuDNN's algorithm search for
     each new shape is the likely cost; not profiled); batch 32 trained 1.22x the clips per second of 16, 64 1.30x,
-    128 1.34x (``benchmarks/training.md``);
+    128 1.34x (``benchmarks/training/training.md``);
  3. trains (from scratch, or a new phase from ``--init-from``) with a cosine schedule sized to the steps the
     budget holds at the measured rate (``max_minutes`` stops it regardless), validating on the held-out dev
     videos every few minutes;
@@ -43,7 +43,7 @@ PART_BYTES = 15 * 2**20  # the transfer back takes files of at most 16 MiB
 EXPORT_RESERVE_S = 45  # kept at the end of the budget for the last validation, checkpoint and export
 LOOP_WALL_PER_TIMED_STEP = 1.45  # planned wall time per step inside msvq's loop over a step timed alone, on an
 # H200: sitting 3 measured 1.92 (new DataLoader workers every epoch, a dozen device waits a step); sitting 4,
-# with both gone, 1.49 over a 490 s phase and 1.78 over a 179 s one (benchmarks/training.md). Planned a little
+# with both gone, 1.49 over a 490 s phase and 1.78 over a 179 s one (benchmarks/training/training.md). Planned a little
 # low: where the loop is slower, ``max_minutes`` ends the cosine just before its floor (``burst.json`` records
 # the ratio of each run)
 MIN_BATCH_GAIN = 1.15  # a larger batch is kept only where it trains at least this many times the clips per second

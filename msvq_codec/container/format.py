@@ -31,7 +31,8 @@ Offset   Size    Type   Field
 81       1       u8     codec_level: zstd 1..22, DEFLATE 0..9, context 0
 82       1       u8     quality: the encoder's rate-control preset (``QUALITY_PRESETS``, fixed ids): 0 = max
                         (none: every index is its latent's nearest code), 1 = high, 2 = medium, 3 = low,
-                        4 = lowest; other values are kept and shown as numbers. Decoding never depends on it
+                        4 = lowest, 5 = target (a lambda found by a search for a target rate); other values
+                        are kept and shown as numbers. Decoding never depends on it
 83       4       f32    rd_lambda: the rate-distortion lambda the encoder traded bits for distortion with;
                         finite and >= 0, and 0.0 when quality is 0. Decoding never depends on it
 87       1       u8     L: level count, 1..4
@@ -124,7 +125,7 @@ MAX_STREAM_BYTES = 1 << 30
 NO_ENTROPY_ID = bytes(16)
 # The ``quality`` field's preset ids (fixed: an id is never reused for another preset). What each preset's
 # lambda is is the encoder's business (``msvq_codec.rdo``); the file records the lambda it used.
-QUALITY_PRESETS = {0: "max", 1: "high", 2: "medium", 3: "low", 4: "lowest"}
+QUALITY_PRESETS = {0: "max", 1: "high", 2: "medium", 3: "low", 4: "lowest", 5: "target"}
 
 _VERSION = struct.Struct("<H")
 # Version 2, offsets 10..87: model_id, entropy_id, source_fps, source_width, source_height, frame_count, fps,

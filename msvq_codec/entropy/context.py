@@ -14,7 +14,7 @@ it. An index at ``(f, y, x)`` is predicted from the two frames before it at the 
 Neighbours beyond the frame's edge are the edge cell itself (edge replication). Everything is integer and
 depends only on decoded codes, so the encoder can compute the rows of every frame in one vectorised call and
 the decoder those of one frame at a time; both get identical rows on any machine. Measured on the dev set,
-these contexts hold almost all of what the previous frames say (``benchmarks/entropy_models.py``); the
+these contexts hold almost all of what the previous frames say (``benchmarks/entropy/entropy_models.py``); the
 co-located top code adds nothing once ``prev`` is known, so each level is coded on its own.
 """
 

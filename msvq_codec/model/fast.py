@@ -7,7 +7,7 @@ reference (fp32, training's code); this module computes the same functions from 
   ``auto``: on a CPU with bf16 arithmetic, fp32 to encode and bf16 to decode, elsewhere fp32 for both.
   Encoding stays fp32 under ``auto`` because bf16 activations move enough encoder outputs across a Voronoi
   boundary to change several percent of the indices (mostly among near-duplicate codebook entries), while a
-  bf16 decode stays far above 45 dB of the fp32 one (``benchmarks/model_speed.py`` measures both).
+  bf16 decode stays far above 45 dB of the fp32 one (``benchmarks/speed/model_speed.py`` measures both).
 * channels-last 3D activations (oneDNN's native layout: no reorders between layers), weights cast and laid out
   once, ReLUs and residual additions in place. (oneDNN's fused conv+ReLU and conv+add, ``torch.ops.mkldnn``,
   measured no faster here, so this stays on public ops.)

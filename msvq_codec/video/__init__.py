@@ -16,6 +16,7 @@ from msvq_codec.video.read import (
     probe,
     resampled_count,
     resize_frame,
+    source_bytes,
 )
 from msvq_codec.video.write import FOURCCS, OUTPUT_KINDS, output_kind, write_video
 
@@ -35,5 +36,6 @@ __all__ = [
     "probe",
     "resampled_count",
     "resize_frame",
+    "source_bytes",
     "write_video",
 ]

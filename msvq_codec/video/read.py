@@ -10,6 +10,9 @@ Inputs (see :func:`probe`):
   last number in each name; images without a number are ignored. Grayscale, alpha and 16-bit images
   become 8-bit RGB. Taken at 25 fps.
 * a ``.npy`` array, uint8 ``T x H x W x 3`` RGB or ``T x H x W`` grayscale, memory-mapped. Taken at 16 fps.
+* a YUV4MPEG2 stream: a ``.y4m`` file, or standard input (the path ``-``), read by :mod:`.y4m` frame by
+  frame at the rate its ``F`` tag gives. Standard input can be read once: its header is read at the first
+  :func:`probe` and kept for the process, and its frames can be iterated once.
 
 ``input_fps`` overrides the rate in every case.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,13 +39,15 @@ import cv2
 import numpy as np
 
 from msvq_codec.errors import InputError, UsageError
+from msvq_codec.outputs import is_stdio
+from msvq_codec.video import y4m
 
 # FFmpeg's own log lines ("moov atom not found", "partial file") would otherwise reach stderr beside msvq's
 # one-line errors. OpenCV reads this once, when its FFmpeg backend starts; set it (e.g. to 24) to see them.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_EXTENSIONS = {
-    ".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".264", ".h264", ".flv", ".wmv",
+    ".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".264", ".h264", ".flv", ".wmv", ".y4m",
 }
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 RAW_STREAM_EXTENSIONS = {".264", ".h264"}  # elementary streams: no frame rate stored
@@ -59,7 +65,7 @@ class SourceInfo:
     """What :func:`probe` learns about an input without decoding it all."""
 
     path: str
-    kind: str  # "video" | "frames" | "npy"
+    kind: str  # "video" | "frames" | "npy" | "y4m" (a .y4m file, or standard input: path "-")
     width: int
     height: int
     fps: float  # the source's own rate (or input_fps); see the module docstring for the defaults
@@ -72,6 +78,8 @@ class SourceInfo:
 def probe(path, input_fps: float | None = None) -> SourceInfo:
     """Identify the input at ``path`` and read its size and rate; InputError if it holds no frames."""
     check_rate(input_fps, "input_fps", allow_none=True)
+    if is_stdio(path):
+        return _probe_y4m(_stdin_reader(), "-", input_fps)
     p = Path(path)
     if p.is_dir():
         return _probe_folder(p, input_fps)
@@ -86,7 +94,52 @@ def probe(path, input_fps: float | None = None) -> SourceInfo:
         raise InputError(f"cannot read {p}: {err.strerror}") from err
     if p.suffix.lower() == ".npy":
         return _probe_npy(p, input_fps)
+    if p.suffix.lower() == ".y4m":
+        with _open_file(p) as fp:
+            return _probe_y4m(y4m.Y4mReader(fp, str(p)), str(p), input_fps)
     return _probe_video(p, input_fps)
+
+
+_STDIN: dict[str, "y4m.Y4mReader"] = {}  # the reader of standard input, once its header is read
+
+
+def _stdin_reader() -> "y4m.Y4mReader":
+    """The YUV4MPEG2 reader of standard input, made (and its header read) on first use, then kept: a pipe is
+    read once."""
+    if "-" not in _STDIN:
+        stream = sys.stdin.buffer
+        if stream.isatty():
+            raise InputError("standard input is a terminal: pipe YUV4MPEG2 into it (ffmpeg ... -f yuv4mpegpipe -)")
+        _STDIN["-"] = y4m.Y4mReader(stream, "standard input")
+    return _STDIN["-"]
+
+
+def _probe_y4m(reader: "y4m.Y4mReader", path: str, input_fps: float | None) -> SourceInfo:
+    h = reader.header
+    if input_fps is None and not MIN_FPS <= h.fps <= MAX_FPS:
+        raise InputError(f"{path}: its frame rate F{h.fps.numerator}:{h.fps.denominator} is outside "
+                         f"{MIN_FPS:g}..{MAX_FPS:g} fps; give the rate with input_fps")  # fmt: skip
+    return SourceInfo(path, "y4m", h.width, h.height, float(input_fps or h.fps), None)
+
+
+def _open_file(p: Path):
+    try:
+        return p.open("rb")
+    except OSError as err:
+        raise InputError(f"cannot read {p}: {err.strerror}") from err
+
+
+def source_bytes(info: SourceInfo) -> int | None:
+    """The input's size in bytes: a file's, a frame folder's images together, or what standard input gave
+    so far (None where it cannot be known)."""
+    try:
+        if info.kind == "frames":
+            return sum(p.stat().st_size for p in _numbered_images(Path(info.path)))
+        if is_stdio(info.path):
+            return _STDIN["-"].bytes_read if "-" in _STDIN else None
+        return Path(info.path).stat().st_size
+    except (OSError, InputError):
+        return None
 
 
 def _probe_video(p: Path, input_fps: float | None) -> SourceInfo:
@@ -152,6 +205,12 @@ def _decode(info: SourceInfo, wanted: Callable[[int], bool]) -> Iterator[tuple[i
     elif info.kind == "frames":
         for i, image in enumerate(_numbered_images(Path(info.path))):
             yield i, _read_image(image) if wanted(i) else None
+    elif info.kind == "y4m":
+        if is_stdio(info.path):
+            yield from enumerate(_stdin_reader())
+        else:
+            with _open_file(Path(info.path)) as fp:
+                yield from enumerate(y4m.Y4mReader(fp, info.path))
     else:
         cap = _open_capture(Path(info.path))
         try:

@@ -11,6 +11,9 @@ What each output keeps:
   Part 2 (``mp4v``, which browsers do not play), with a one-line note on stderr. Lossy either way: 4:2:0
   chroma alone limits a 64x64 output to about 39 dB against the exact frames.
 * ``.avi``: Motion JPEG through OpenCV (lossy).
+* ``.y4m``, and the path ``-`` (standard output): YUV4MPEG2 (:mod:`.y4m`), 8-bit 4:2:0 (``C420jpeg``),
+  BT.601 limited range, which ffmpeg (``-f yuv4mpegpipe -i -``), x264 and players read. Lossy by the 4:2:0
+  chroma and the conversion to YCbCr. Standard output is written frame by frame.
 
 The lossy codecs want even frame sizes, so for them an odd width or height is rounded up to the next even
 number (bicubic) before writing; ``.npy``, PNG folders and ffmpeg's ``.mkv`` keep every size exactly.
@@ -32,15 +35,17 @@ import cv2
 import numpy as np
 
 from msvq_codec.errors import MsvqError, UsageError
+from msvq_codec.outputs import is_stdio, stdout
 from msvq_codec.video.read import resize_frame
+from msvq_codec.video.y4m import write_y4m, y4m_rate
 
 FRAMES = "frames"  # the kind of a path with no suffix: a folder of numbered PNGs
-OUTPUT_KINDS = (".mp4", ".avi", ".mkv", ".npy", FRAMES)
+OUTPUT_KINDS = (".mp4", ".avi", ".mkv", ".npy", ".y4m", FRAMES)
 FOURCCS = {".mp4": ("mp4v",), ".avi": ("MJPG",), ".mkv": ("FFV1",)}  # OpenCV's codec per kind (no fallbacks)
 LOSSLESS_KINDS = (".mkv", ".npy", FRAMES)
 
-# H.264 for .mp4, chosen with benchmarks/mp4_quality.py (figures in benchmarks/README.md): against the exact
-# decode, CRF 10 is within about 2 dB of what 4:2:0 chroma itself allows; "veryfast" costs 0.4-0.7 dB against
+# H.264 for .mp4, chosen with benchmarks/output-quality/mp4_quality.py (figures in its folder's README.md):
+# against the exact decode, CRF 10 is within about 2 dB of what 4:2:0 chroma itself allows; "veryfast" costs 0.4-0.7 dB against
 # "medium" and is 2.5x faster, which matters for --size source. CRF 0 would switch x264 to the
 # lossless High 4:4:4 Predictive profile, which browsers do not play, so the CRF stays at 1 or more.
 H264_CRF = 10
@@ -51,15 +56,19 @@ H264_PIX_FMT = "yuv420p"
 H264_COLOUR = ["-colorspace", "smpte170m", "-color_primaries", "smpte170m", "-color_trc", "smpte170m",
                "-color_range", "tv"]  # fmt: skip
 
-_ALLOWED = ".mp4, .avi, .mkv, .npy, or a folder of PNGs (a path with no suffix)"
+_ALLOWED = (".mp4, .avi, .mkv, .npy, .y4m, - (YUV4MPEG2 on standard output), or a folder of PNGs (a path with "
+            "no suffix)")
 _noted: set[str] = set()  # fallback notes already printed by this process
 
 
 def output_kind(path) -> str:
-    """The kind of output ``path`` asks for: one of ``OUTPUT_KINDS`` (``"frames"`` for a PNG folder)."""
+    """The kind of output ``path`` asks for: one of ``OUTPUT_KINDS`` (``"frames"`` for a PNG folder; ``.y4m``
+    for ``-``, standard output)."""
+    if is_stdio(path):
+        return ".y4m"
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix in FOURCCS or suffix == ".npy":
+    if suffix in FOURCCS or suffix in (".npy", ".y4m"):
         return suffix
     if not suffix and p.name:
         if p.is_file():
@@ -84,11 +93,17 @@ def write_video(path, frames: Iterable[np.ndarray], fps: float, size: tuple[int,
         if len(size) != 2 or not all(_positive_int(s) for s in size):
             raise UsageError(f"size must be (width, height) in positive integers, not {size!r}")
         size = (int(size[0]), int(size[1]))
+    prepared = _prepare(frames, size)
+    if is_stdio(path):
+        with stdout() as stream:
+            return write_y4m(stream, prepared, y4m_rate(fps))
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"output folder does not exist: {parent}")
-    prepared = _prepare(frames, size)
+    if kind == ".y4m":
+        with open(p, "wb") as stream:
+            return write_y4m(stream, prepared, y4m_rate(fps))
     if kind == FRAMES:
         return _write_pngs(p, prepared)
     if kind == ".npy":

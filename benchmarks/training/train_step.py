@@ -1,7 +1,7 @@
 """What a process setting or a code change does to ``msvq train``'s step time: runs of a few steps, interleaved.
 
-    python benchmarks/train_step.py [--steps 6] [--rounds 2] [--data ../shared/data] [-- EXTRA TRAIN OPTIONS]
-    python benchmarks/train_step.py --checkout /tmp/before    # this checkout's code against another's
+    python benchmarks/training/train_step.py [--steps 6] [--rounds 2] [--data ../shared/data] [-- EXTRA TRAIN OPTIONS]
+    python benchmarks/training/train_step.py --checkout /tmp/before    # this checkout's code against another's
 
 Each round runs ``msvq train`` once per variant (the cpu recipe from the shipped weights, on the UCF101
 split-1 training list, seed 0) and takes the median of its step times (``sec`` in log.jsonl) without the first
@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VARIANTS = {"OMP_WAIT_POLICY=PASSIVE (msvq's default now)": "PASSIVE",
             "OMP_WAIT_POLICY=ACTIVE (torch's default)": "ACTIVE"}  # fmt: skip
 

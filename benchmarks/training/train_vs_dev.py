@@ -1,6 +1,6 @@
 """Is the model better on its training footage than on unseen footage? PSNR of one middle clip of every video.
 
-    python benchmarks/train_vs_dev.py ../shared/data [--weights W] [--cache-dir ~/.cache/msvq/cache]
+    python benchmarks/training/train_vs_dev.py ../shared/data [--weights W] [--cache-dir ~/.cache/msvq/cache]
 
 For each video under the folder (as ``msvq train`` finds them), the full clip nearest its middle, squashed to
 64x64 at 16 fps exactly as the codec and validation see it (no augmentation), encoded and decoded by the

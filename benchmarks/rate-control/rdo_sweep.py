@@ -1,6 +1,6 @@
 """Rate control's lambda against file bits and PSNR: how the ``--quality`` presets were tuned (``msvq_codec.rdo``).
 
-    python benchmarks/rdo_sweep.py VIDEO... --lambdas 0,1,2,4,8 [--passes 1,2] [--effort 0] [--json OUT]
+    python benchmarks/rate-control/rdo_sweep.py VIDEO... --lambdas 0,1,2,4,8 [--passes 1,2] [--effort 0] [--json OUT]
 
 Each input is encoded as ``msvq encode`` encodes it (every clip, one file per video, context coder) with
 rate control at each lambda and number of passes (lambda 0: the nearest codes, ``--quality max``), decoded by

@@ -1,7 +1,7 @@
 """How faithful is each video output to the frames msvq decodes? PSNR of .mp4/.avi/.mkv against the exact
 (.npy) reconstruction of the same file, for H.264 CRF and preset choices, at 64x64 and at the source size.
 
-    python benchmarks/mp4_quality.py VIDEO... [--crf 1 8 10 12 14 18 23] [--preset medium veryfast]
+    python benchmarks/output-quality/mp4_quality.py VIDEO... [--crf 1 8 10 12 14 18 23] [--preset medium veryfast]
 
 Each input is encoded with the shipped weights and decoded exactly (in memory) at 64x64 and at the source size
 (what ``--size source`` writes). Each candidate is written the way ``msvq decode`` would write it and read back

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Peak memory and wall time of msvq on a 1-minute 1280x720 30 fps input (ffmpeg's testsrc2 pattern, H.264),
 # encode and decode (decode upscaled back to 720p), with the shipped weights on the CPU.
-# Usage: bash benchmarks/memory_720p.sh [WORKDIR]
+# Usage: bash benchmarks/speed/memory_720p.sh [WORKDIR]
 set -euo pipefail
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"

@@ -1,7 +1,7 @@
 """Print the validation records of training runs side by side: step, CPU minutes of training steps, dev-set
 PSNR/SSIM of the raw weights and of the weight average, and codebook entries the dev clips use.
 
-    python benchmarks/training_table.py RUN_DIR [RUN_DIR ...]
+    python benchmarks/training/training_table.py RUN_DIR [RUN_DIR ...]
 """
 
 import json

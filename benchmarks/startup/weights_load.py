@@ -1,6 +1,6 @@
 """Loading a weights file, as a single-file command's first load, with and without the random initialisation.
 
-    python benchmarks/weights_load.py [--rounds 5] [--weights FILE]
+    python benchmarks/startup/weights_load.py [--rounds 5] [--weights FILE]
 
 Each measurement is a fresh process (a command loads its weights once, into memory it has not touched yet)
 timing one load of the weights (the shipped ones unless --weights), interleaved round by round:

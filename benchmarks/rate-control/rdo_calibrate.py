@@ -1,6 +1,6 @@
 """Does the latent distance predict the pixel error? The distortion proxy of rate control (``msvq_codec.rdo``).
 
-    python benchmarks/rdo_calibrate.py VIDEO... [--weights W] [--json benchmarks/rdo-calibrate.json]
+    python benchmarks/rate-control/rdo_calibrate.py VIDEO... [--weights W] [--json OUT.json]
 
 For every evaluated clip of the inputs (as ``msvq bench`` selects them), codes of one level are perturbed:
 a fraction (FRACTIONS) of its positions, picked at random, get their r-th nearest codebook entry instead of

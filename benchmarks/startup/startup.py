@@ -1,6 +1,6 @@
 """Start-up of single-file commands, next to a bare ``import torch``, timed as whole processes in one run.
 
-    python benchmarks/startup.py [--rounds 5] [--video FILE]
+    python benchmarks/startup/startup.py [--rounds 5] [--video FILE]
 
 Makes a 10-second 320x240 25 fps H.264 video (ffmpeg's testsrc2, unless --video is given), then runs, interleaved
 round by round so that a busy machine slows each alike:

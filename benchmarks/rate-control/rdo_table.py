@@ -1,10 +1,11 @@
-"""The rate-control tables of benchmarks/README.md and the README, printed from the measurements' JSON.
+"""The rate-control tables of benchmarks/rate-control/README.md and the README, printed from the measurements' JSON.
 
-    python benchmarks/rdo_table.py [--bench benchmarks/ucf101-rdo.json] [--sweep benchmarks/rdo-sweep.json]
-                                   [--effort benchmarks/rdo-effort.json]
+    python benchmarks/rate-control/rdo_table.py [--bench benchmarks/rate-control/ucf101-rdo.json]
+        [--sweep benchmarks/rate-control/history/rdo-sweep.json]
+        [--effort benchmarks/rate-control/history/rdo-effort.json benchmarks/rate-control/history/rdo-effort-max.json]
 
 bench: ``msvq bench ... --quality max,high,medium,low,lowest`` (per preset: rates, distortions, speed, the
-whole files' bits per video, and the BD-rates of the model's curve). sweep/effort: ``benchmarks/rdo_sweep.py``
+whole files' bits per video, and the BD-rates of the model's curve). sweep/effort: ``benchmarks/rate-control/rdo_sweep.py``
 (per lambda: bpp, PSNR, encode frames/s; with --effort, the PSNR gained at equal bits, read off the curve
 without effort by linear interpolation in log bpp).
 """
@@ -82,10 +83,11 @@ def sweep_table(path: Path, base: Path | None = None) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bench", type=Path, default=Path("benchmarks/ucf101-rdo.json"))
-    ap.add_argument("--sweep", type=Path, default=Path("benchmarks/rdo-sweep.json"))
+    ap.add_argument("--bench", type=Path, default=Path("benchmarks/rate-control/ucf101-rdo.json"))
+    ap.add_argument("--sweep", type=Path, default=Path("benchmarks/rate-control/history/rdo-sweep.json"))
     ap.add_argument("--effort", type=Path, nargs="*",
-                    default=[Path("benchmarks/rdo-effort.json"), Path("benchmarks/rdo-effort-max.json")])
+                    default=[Path("benchmarks/rate-control/history/rdo-effort.json"),
+                             Path("benchmarks/rate-control/history/rdo-effort-max.json")])
     args = ap.parse_args()
     if args.bench.exists():
         bench_tables(args.bench)

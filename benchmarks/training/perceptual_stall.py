@@ -2,7 +2,7 @@
 the perceptual term as the paper reads literally (raw features), with unit-length features (our default), and
 with no perceptual term, and print the reconstruction MSE after each step.
 
-    python benchmarks/perceptual_stall.py [VIDEO] [--steps 14]
+    python benchmarks/training/perceptual_stall.py [VIDEO] [--steps 14]
 
 VIDEO defaults to a UCF101 training video in ../shared/data (never a test video). Needs `msvq fetch-vgg`.
 """
@@ -22,7 +22,7 @@ from msvq_codec.train.loop import cpu_has_bf16
 from msvq_codec.video import iter_clips
 from msvq_codec.vgg import PerceptualLoss, load_vgg_weights
 
-DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared/data/ucf101/videos/v_PlayingGuitar_g16_c02.avi"
+DEFAULT_VIDEO = Path(__file__).resolve().parents[3] / "shared/data/ucf101/videos/v_PlayingGuitar_g16_c02.avi"
 GAMMA = 0.4  # the paper's perceptual weight
 LR = 2e-4  # the paper's learning rate
 CLIPS = 2  # the fixed batch

@@ -1,6 +1,6 @@
 """Model speed against the machine's GEMM rate, and what each fast path changes, on real clips.
 
-    python benchmarks/model_speed.py VIDEO... [--rounds 3] [--batch 4] [--threads N] [--profile] [--compile]
+    python benchmarks/speed/model_speed.py VIDEO... [--rounds 3] [--batch 4] [--threads N] [--profile] [--compile]
 
 Every clip of the inputs (as ``msvq encode`` cuts them) is encoded and decoded by:
 

@@ -1,7 +1,7 @@
 """Ideal code lengths of candidate entropy models of the index grids, against what the .msvq coders really write.
 
-    python benchmarks/entropy_models.py --data ../shared/data --split official:1 \
-        [--weights W] [--cache-dir ~/.cache/msvq/cache] [--json benchmarks/entropy-models.json] [--candidates 16,32,64]
+    python benchmarks/entropy/entropy_models.py --data ../shared/data --split official:1 \
+        [--weights W] [--cache-dir ~/.cache/msvq/cache] [--json OUT.json] [--candidates 16,32,64]
 
 Training videos and the dev set come from ``--split`` exactly as ``msvq train`` and ``msvq fit-entropy`` split
 them (``official:1``: the seven UCF101 split-1 test videos are the dev set, 16 full 2-second clips). Every

@@ -2,7 +2,7 @@
 # --quality max (the default) writes exactly the bytes msvq wrote before rate control existed: the seven dev
 # videos encoded by the code of commit 2ef9638 (the last before rate control) and by this checkout at
 # --quality max, with the same weights; prints both sets of SHA-256 sums and whether they match.
-#   sh benchmarks/rdo_max_identical.sh > benchmarks/rdo-max-identical.txt
+#   sh benchmarks/rate-control/rdo_max_identical.sh > OUT.txt
 set -e
 W=$(pwd)/weights/msvq-default.safetensors
 T=$(mktemp -d)
