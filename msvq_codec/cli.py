@@ -473,6 +473,7 @@ def fetch_vgg_cmd(
     out.print(f"VGG16 weights cached at {path}")
 
 
+CONFIG_HELP = "Model preset: default, single-level, codebook-512, small, small-single-level (for A/B runs), tiny."
 TRAIN_LOG_EVERY = 10  # without a terminal (a log file), print one training line every this many steps
 
 
@@ -481,7 +482,7 @@ TRAIN_LOG_EVERY = 10  # without a terminal (a log file), print one training line
 def train(
     data: Path = typer.Option(..., "--data", help="Folder of videos, or an extracted UCF-101 tree."),
     run_dir: Path = typer.Option(Path("runs/msvq"), "--run-dir", help="Checkpoints, log.jsonl, split.json."),
-    config: str = typer.Option("default", "--config", help="Model preset: default, single-level, codebook-512, tiny."),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
     recipe: str = typer.Option("paper", help="Training recipe: paper | cpu (see README); options below override it."),
     split: str = typer.Option("files", help="files | paper | official:K (UCF101 list K)."),
     val_list: Optional[Path] = typer.Option(None, help="With --split files: file listing the validation videos."),
@@ -495,6 +496,9 @@ def train(
     weight_ema: Optional[float] = typer.Option(None, help="Decay of the weight average that export uses (0: off)."),
     dead_code_fraction: Optional[float] = typer.Option(
         None, help="Restart codebook entries below this share of the batch's mean hits (0: paper's rule)."
+    ),
+    hide_bottom: Optional[float] = typer.Option(
+        None, help="Share of training clips decoded from their top codes alone, so the top level carries content."
     ),
     gamma: Optional[float] = typer.Option(None, help="Perceptual loss weight (paper: 0.4; cpu: 0 until a last phase)."),
     no_perceptual: bool = typer.Option(False, "--no-perceptual", help="gamma = 0 (the paper's ablation)."),
@@ -516,6 +520,8 @@ def train(
     init_from: Optional[Path] = typer.Option(
         None, help="Start from weights (.safetensors: fresh optimiser) or a checkpoint (a new phase, optimiser kept)."
     ),
+    reseed_top: bool = typer.Option(False, "--reseed-top", help="With --init-from: seed the top codebook anew "
+                                    "from the first batch's top encoder outputs (a top level that collapsed)."),
     max_val_clips: int = typer.Option(0, help="Validate on at most N clips (0: all)."),
     stop_after: int = typer.Option(0, help="End this invocation after N steps (resume later; schedule unchanged)."),
 ) -> None:
@@ -533,6 +539,7 @@ def train(
     given = dict(
         gamma=0.0 if no_perceptual else gamma, perceptual_norm=perceptual_norm, lr=lr, schedule=schedule,
         warmup_steps=warmup_steps, grad_clip=grad_clip, weight_ema=weight_ema, dead_code_fraction=dead_code_fraction,
+        hide_bottom=hide_bottom,
         batch_size=batch_size, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
         checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes, augment=augment, seed=seed,
         workers=workers, channels_last=channels_last or None,
@@ -544,6 +551,7 @@ def train(
     options = RunOptions(
         data, run_dir, split=split, val_list=val_list, cache_dir=cache_dir, device=device, vgg_weights=vgg_weights,
         resume=resume, init_from=init_from, max_val_clips=max_val_clips, splits_dir=splits, stop_after=stop_after,
+        reseed_top=reseed_top,
     )  # fmt: skip
     quiet = STATE["quiet"]
     bar = _progress_bar("steps")

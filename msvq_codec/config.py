@@ -92,6 +92,10 @@ def model_preset(name: str) -> ModelConfig:
         "single-level": ModelConfig(levels=1),  # VQ-VAE (3D, single level), Table 2
         "codebook-512": ModelConfig(codebook_size=512),  # the 512-embedding ablation, Table 3
         "tiny": ModelConfig(hidden_channels=16, res_channels=8, n_res_blocks=1, codebook_size=32, embed_dim=8),
+        # small enough to train from scratch on a CPU in well under an hour, for A/B runs of training levers
+        "small": ModelConfig(hidden_channels=64, res_channels=32, n_res_blocks=1, codebook_size=256, embed_dim=32),
+        "small-single-level": ModelConfig(hidden_channels=64, res_channels=32, n_res_blocks=1, codebook_size=256,
+                                          embed_dim=32, levels=1),  # fmt: skip
     }
     if name not in presets:
         raise UsageError(f"unknown config {name!r}; choose one of {', '.join(presets)}")
@@ -115,6 +119,8 @@ class TrainConfig:
     grad_clip: float = 0.0  # clip the global gradient norm to this (0: no clipping)
     weight_ema: float = 0.0  # per-step decay of an exponential moving average of the weights, validated
     # beside the raw weights and exported when present (0: none)
+    hide_bottom: float = 0.0  # share of training clips reconstructed from their top codes alone (the bottom
+    # latent zeroed), so that the top level must carry the picture's coarse content; 0: never (the paper)
     dead_code_fraction: float = 0.0  # codebook restarts: 0 the paper's absolute threshold (ModelConfig);
     # f > 0: dead below f x the batch's mean hits per entry, restarted at that mean (see EMAQuantizer)
     batch_size: int = 8  # clips per optimiser step (per process under DDP)
@@ -141,6 +147,8 @@ class TrainConfig:
             raise UsageError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
         if not 0.0 <= self.weight_ema < 1.0:
             raise UsageError(f"weight_ema must be in [0, 1), not {self.weight_ema}")
+        if not 0.0 <= self.hide_bottom < 1.0:
+            raise UsageError(f"hide_bottom must be in [0, 1), not {self.hide_bottom}")
 
 
 SCHEDULES = ("cosine", "constant")

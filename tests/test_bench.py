@@ -218,6 +218,10 @@ def test_full_clips_only_by_default_and_speed_recorded(weights, clip_npy):
     model = result.models[0]
     assert model.frames == 40 and model.encode_fps > 0 and model.decode_fps > 0
     assert model.peak_memory_bytes > 0 and model.bpp_formula == pytest.approx(0.17578125)  # K = 32: 5 bits
+    for level in model.levels:  # what each level carries, over the one evaluated clip
+        assert level["clips"] == 1 and level["grids"] == 1 and 1 <= level["codes"] <= 32
+        assert 1.0 <= level["perplexity"] <= level["codes"]
+    assert model.top_effect_db is None  # one clip: its top grid is the most common one, nothing changes
 
 
 def test_model_efficiency_against_a_same_run_gemm(weights, clip_npy):

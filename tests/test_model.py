@@ -73,6 +73,26 @@ def test_decode_of_encode_matches_the_training_forward_and_is_deterministic():
     assert all(torch.equal(a, b) for a, b in zip(model.encode(x).by_level(), codes.by_level()))
 
 
+def test_hidden_clips_are_decoded_from_their_top_codes_alone():
+    model = seeded(model_preset("tiny"))
+    x = torch.rand(3, 3, 32, 64, 64)
+    hide = torch.tensor([True, False, True])
+    with torch.no_grad():
+        out = model(x, hide).recon.clamp(0, 1)
+        codes = model.encode(x)
+        alone = model.decode(codes._replace(bottom=torch.zeros_like(codes.bottom)))  # entry 0 is not zeros
+        z_t = model.quantizer_top.lookup(codes.top)
+        top_only = model._decode_latents(torch.zeros_like(model.quantizer_bottom.lookup(codes.bottom)), z_t)
+    assert torch.allclose(out[hide], top_only.clamp(0, 1)[hide], atol=1e-5)
+    assert torch.allclose(out[~hide], model.decode(codes)[~hide], atol=1e-5)
+    assert not torch.allclose(out[hide], alone[hide], atol=1e-3)  # zeroed latents, not the code 0's vector
+    model.train()
+    grads = model(x, torch.ones(3, dtype=torch.bool))
+    grads.recon.mean().backward()
+    assert model.enc_top[0].weight.grad.abs().sum() > 0  # the top path learns from the hidden clips
+    assert model.decoder[0].weight.grad is not None
+
+
 def test_gradients_reach_the_encoder_through_the_quantiser():
     model = MSVQVAE(model_preset("tiny"))
     model.train()

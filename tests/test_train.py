@@ -1,6 +1,7 @@
 """Training: the loss falls on generated clips, resume is exact, DDP keeps codebooks in sync, export works."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from msvq_codec.config import TrainConfig, model_preset
+from msvq_codec.errors import UsageError
+from msvq_codec.model.levels import level_use
 from msvq_codec.model.vqvae import MSVQVAE
 from msvq_codec.model.weights import load_weights
 from msvq_codec.train.checkpoint import export, load_checkpoint
@@ -43,13 +46,13 @@ def data_dir(tmp_path_factory):
 
 
 def run(data_dir, run_dir, steps, *, epochs=3, stop_after=0, resume=None, init_from=None, gamma=0.0, augment=False,
-        lr=2e-3, **recipe):
+        lr=2e-3, reseed_top=False, **recipe):
     config = TrainConfig(
         gamma=gamma, lr=lr, batch_size=2, epochs=epochs, max_steps=steps, augment=augment, seed=1, **recipe
     )
     options = RunOptions(
         data_dir, run_dir, "files", data_dir / "val.txt", cache_dir=run_dir.parent / "cache",
-        device="cpu", resume=resume, init_from=init_from, stop_after=stop_after,
+        device="cpu", resume=resume, init_from=init_from, stop_after=stop_after, reseed_top=reseed_top,
     )  # fmt: skip
     return train(model_preset("tiny"), config, options, log=lambda _: None)
 
@@ -204,6 +207,39 @@ def test_log_records_codebook_use_per_level(data_dir, tmp_path):
         assert step[f"{level}_restarts"] >= 0
     val = next(r for r in records(tmp_path / "run") if "val_psnr" in r)
     assert 1 <= val["val_top_used"] <= 32
+    for level in ("top", "bottom"):  # the validation clips: two of one video here
+        assert 1 <= val[f"val_{level}_grids"] <= val["val_clips"] == 2
+        assert 1.0 <= val[f"val_{level}_ppl"] <= val[f"val_{level}_used"]
+    assert math.isfinite(val["val_top_gain"])  # the PSNR the top level adds (0 where it is the same for both)
+
+
+def test_reseed_top_seeds_the_top_codebook_anew_from_encoder_outputs(data_dir, tmp_path):
+    export(run(data_dir, tmp_path / "a", steps=2), tmp_path / "w.safetensors")
+    start = load_weights(tmp_path / "w.safetensors").model
+    kept = load_checkpoint(run(data_dir, tmp_path / "b", steps=1, init_from=tmp_path / "w.safetensors"))
+    seeded = load_checkpoint(run(data_dir, tmp_path / "c", steps=1, init_from=tmp_path / "w.safetensors",
+                                 reseed_top=True))  # fmt: skip
+
+    def moved(ckpt, level):
+        return (ckpt["model"][f"quantizer_{level}.embed"] - getattr(start, f"quantizer_{level}").embed).norm(dim=1)
+
+    assert moved(seeded, "top").median() > 10 * moved(kept, "top").median()  # new entries, not a step's drift
+    assert moved(seeded, "bottom").median() < 3 * moved(kept, "bottom").median()  # the bottom: a step's drift
+    with pytest.raises(UsageError, match="reseed_top needs init_from"):
+        run(data_dir, tmp_path / "d", steps=1, reseed_top=True)
+
+
+def test_a_trained_models_top_grid_varies_with_the_clip(data_dir, tmp_path):
+    # the failure the shipped weights show: one top grid for every clip (a top level that carries nothing)
+    final = run(data_dir, tmp_path / "run", steps=9, hide_bottom=0.25)
+    model = MSVQVAE(model_preset("tiny"))
+    model.load_state_dict(load_checkpoint(final)["model"])
+    model.eval()
+    clips = torch.stack([torch.from_numpy(moving_pattern(32, seed=s, size=64)).permute(3, 0, 1, 2) for s in range(4)])
+    codes = model.encode(clips.float() / 255)  # four different videos: [4, 3, 32, 64, 64]
+    assert level_use(codes.top).grids > 1
+    val = next(r for r in records(tmp_path / "run") if "val_top_grids" in r)
+    assert val["val_top_grids"] > 1
 
 
 def test_weight_average_is_validated_and_exported(data_dir, tmp_path):

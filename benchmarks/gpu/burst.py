@@ -122,6 +122,10 @@ def main() -> int:
     parser.add_argument("--validate-minutes", type=float, default=2.5)
     parser.add_argument("--calibrate-steps", type=int, default=12)
     parser.add_argument("--init-from", type=Path, help="weights to continue from (fresh optimiser)")
+    parser.add_argument("--hide-bottom", type=float, default=0.0, help="share of training clips decoded from their "
+                        "top codes alone (TrainConfig.hide_bottom), so that the top level carries content")
+    parser.add_argument("--reseed-top", action="store_true", help="with --init-from: seed the top codebook anew "
+                        "from the top encoder's outputs")
     parser.add_argument("--step-s", type=float, help="skip the layout timing: seconds per timed step, channels-last")
     parser.add_argument("--device", default="cuda", help="cuda (the point); cpu to test this script")
     args = parser.parse_args()
@@ -191,10 +195,11 @@ def main() -> int:
         "paper", batch_size=args.batch, lr=lr, gamma=args.gamma, augment=True, epochs=1_000_000,
         max_steps=max_steps, max_minutes=train_s / 60, weight_ema=args.weight_ema, workers=args.workers,
         checkpoint_minutes=args.validate_minutes, checkpoint_every=1_000_000, val_every=1_000_000,
-        channels_last=channels_last, extra={"data": str(args.corpus), "split": "files", "recipe": "gpu-burst"},
+        channels_last=channels_last, hide_bottom=args.hide_bottom,
+        extra={"data": str(args.corpus), "split": "files", "recipe": "gpu-burst"},
     )  # fmt: skip
     options = RunOptions(args.corpus, run_dir, split="files", val_list=val_list, cache_dir=cache, device=args.device,
-                         init_from=args.init_from)  # fmt: skip
+                         init_from=args.init_from, reseed_top=args.reseed_top)  # fmt: skip
     model_config = ModelConfig() if on_gpu else ModelConfig(hidden_channels=16, res_channels=8, n_res_blocks=1)
 
     def progress(record: dict) -> None:

@@ -146,7 +146,8 @@ class ModelRecord:
     weights: str
     model_id: str
     params: int
-    levels: list[dict[str, Any]]  # name, grid, codebook_size
+    levels: list[dict[str, Any]]  # name, grid, codebook_size; over the evaluated clips (model.levels.LevelUse):
+    # clips, grids (distinct grids among them), codes (distinct entries used), perplexity
     bpp_formula: float
     frames: int
     encode_seconds: float
@@ -170,6 +171,9 @@ class ModelRecord:
     quality: str = "max"  # the rate-control preset (msvq_codec.rdo) this system encoded at
     rd_lambda: float = 0.0
     base: str = ""  # the weights' label: the systems of one weights file at several presets share it
+    # PSNR of the decode with every clip's top grid replaced by the most common one, against the real decode:
+    # how much the top level changes the picture (None: not at all, or a single-level model)
+    top_effect_db: float | None = None
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,23 @@ def coders_table(result: BenchResult) -> Table:
     return table
 
 
+def levels_table(result: BenchResult) -> Table:
+    """What each level of each model's codes carries over the evaluated clips (``model.levels``)."""
+    table = Table(title="What each level carries (over the evaluated clips)")
+    for name in ("Model", "Level", "Clips", "Distinct grids", "Distinct codes", "Perplexity", "Top's effect"):
+        table.add_column(name, justify="left" if name in ("Model", "Level") else "right")
+    for m in result.models:
+        for lv in m.levels:
+            effect = "—"
+            if lv["name"] == "top":
+                effect = "none" if m.top_effect_db is None else f"{m.top_effect_db:.2f} dB"
+            table.add_row(m.label, lv["name"], _fmt(lv.get("clips"), 0), _fmt(lv.get("grids"), 0),
+                          _fmt(lv.get("codes"), 0), _fmt(lv.get("perplexity"), 1), effect)  # fmt: skip
+    table.caption = ("Top's effect: PSNR of the decode with every clip's top grid replaced by the most common "
+                     "one, against the real decode ('none': identical, the top level is a constant)")
+    return table
+
+
 def table2(result: BenchResult) -> Table:
     """Paper Table 2 layout: the models, then each classic codec at the CRF whose rate is nearest msvq's."""
     mode = _main_mode(result)
@@ -180,6 +197,7 @@ def bd_table(result: BenchResult) -> Table:
 def print_report(console: Console, result: BenchResult) -> None:
     console.print(table1(result))
     console.print(coders_table(result))
+    console.print(levels_table(result))
     console.print(table2(result))
     if result.classic_systems():
         console.print(classic_table(result))

@@ -56,6 +56,7 @@ from msvq_codec.bench.records import (
     StreamRecord, VideoRecord,
 )  # fmt: skip
 from msvq_codec.bench.score import Scorer, mean
+from msvq_codec.model.levels import level_use, most_common_grid
 from msvq_codec.codec import DEFAULT_BATCH, codes_to_bytes, decode_clips, encode_clips, load_model
 from msvq_codec.codec import check_batch_size, container_indices, entropy_model, paper_bpp, read_bytes
 from msvq_codec.codec import rate_control
@@ -125,6 +126,7 @@ class _Model:
     coder_decode_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CODERS, 0.0))  # bytes -> indices
     coder_bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CODERS, 0))
     clips: int = 0
+    grids: list[tuple[np.ndarray, ...]] = field(default_factory=list)  # per video, per level: evaluated clips'
 
     @property
     def system(self) -> str:
@@ -238,6 +240,8 @@ def _msvq_video(
     m.file_bytes += len(data)
     m.file_bytes_deflate += len(files["deflate"])
 
+    chosen = [clip.index for clip in video.selected]
+    m.grids.append(tuple(a[chosen] for a in indices))  # [evaluated clips, t, h, w] per level
     recon, per_clip = [], []
     for clip in video.selected:
         start = clip.index * cfg.clip_frames
@@ -250,6 +254,23 @@ def _msvq_video(
     n, real = len(video.selected), sum(c.real_frames for c in video.selected)
     stream = _stream(m.system, "msvq", None, video, _bits(m, video, indices, 0, n, real)[0])
     return _Reconstruction(m.system, "msvq", modes, None, recon, per_clip), stream, len(data)
+
+
+def level_figures(m: _Model, batch_size: int, precision: str) -> dict[str, Any]:
+    """Per level, over every evaluated clip: distinct grids and codes, and their perplexity
+    (``model.levels``); for a two-level model, ``top_effect_db``: the PSNR of the decode with every clip's top
+    grid replaced by the most common one against the real decode (None when they are identical: the top level
+    changes nothing)."""
+    names = m.loaded.model.config.level_names
+    per_level = [np.concatenate([g[i] for g in m.grids]) for i in range(len(names))]  # [clips, t, h, w]
+    figures: dict[str, Any] = {"levels": {n: level_use(a).to_dict() for n, a in zip(names, per_level)}}
+    if len(names) == 2:
+        fixed = np.broadcast_to(most_common_grid(per_level[0]), per_level[0].shape).copy()
+        real = decode_clips(m.loaded, tuple(per_level), batch_size, precision=precision)
+        other = decode_clips(m.loaded, (fixed, per_level[1]), batch_size, precision=precision)
+        err = [np.mean((a.astype(np.float64) - b) ** 2) for a, b in zip(real, other)]
+        figures["top_effect_db"] = 10 * np.log10(255**2 / np.mean(err)) if np.mean(err) > 0 else None
+    return figures
 
 
 def _warm_up(m: _Model, video: Video, batch_size: int, precision: str) -> None:
@@ -365,7 +386,9 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> B
                              f"spends its time on: {held}")  # fmt: skip
     result = BenchResult(
         settings=_settings(opts, device, models, crfs, ffmpeg, scorer),
-        videos=videos, models=[_model_record(m, videos, e) for m, e in zip(models, efficiency)], clips=clips,
+        videos=videos, clips=clips,
+        models=[_model_record(m, videos, e, level_figures(m, opts.batch_size, opts.precision))
+                for m, e in zip(models, efficiency)],
         streams=streams,
         summary=summary, bd_rate=bd_rates(summary, _curves(models)), notes=notes, showcase=showcase,
     )  # fmt: skip
@@ -498,14 +521,17 @@ def bd_rates(summary: list[Point], curves: dict[str, list[str]] | None = None) -
     return out
 
 
-def _model_record(m: _Model, videos: list[VideoRecord], efficiency: perf.Efficiency | None = None) -> ModelRecord:
+def _model_record(m: _Model, videos: list[VideoRecord], efficiency: perf.Efficiency | None = None,
+                  levels: dict[str, Any] | None = None) -> ModelRecord:  # fmt: skip
     cfg = m.loaded.model.config
     source = sum(v.source_bytes for v in videos)
     return ModelRecord(
         system=m.system, label=m.label, weights=str(m.path), model_id=m.loaded.model_id.hex(),
         quality=m.quality.name, rd_lambda=m.quality.rd_lambda, base=m.base or m.label,
         params=sum(p.numel() for p in m.loaded.model.parameters()),
-        levels=[{"name": n, "grid": list(cfg.grid(n)), "codebook_size": cfg.codebook_size} for n in cfg.level_names],
+        levels=[{"name": n, "grid": list(cfg.grid(n)), "codebook_size": cfg.codebook_size,
+                 **(levels or {}).get("levels", {}).get(n, {})} for n in cfg.level_names],
+        top_effect_db=(levels or {}).get("top_effect_db"),
         bpp_formula=paper_bpp(cfg), frames=m.frames, encode_seconds=m.encode_s, decode_seconds=m.decode_s,
         encode_fps=m.frames / m.encode_s if m.encode_s else None,
         decode_fps=m.frames / m.decode_s if m.decode_s else None, peak_memory_bytes=m.peak,

@@ -115,9 +115,13 @@ class MSVQVAE(nn.Module):
             z_b = torch.cat([self.upsample_top(z_t), z_b], dim=1)  # [b, 2d, t_b, h_b, w_b]
         return self.decoder(z_b) + PIXEL_OFFSET  # [b, 3, T, H, W]
 
-    def forward(self, x: Tensor) -> ForwardOutput:
-        """Training pass: x [b, 3, T, H, W] in [0, 1] -> unclamped reconstruction, VQ loss and codes."""
+    def forward(self, x: Tensor, hide_bottom: Tensor | None = None) -> ForwardOutput:
+        """Training pass: x [b, 3, T, H, W] in [0, 1] -> unclamped reconstruction, VQ loss and codes.
+        ``hide_bottom`` [b] bool: clips whose reconstruction sees only the top codes (the bottom latent zeroed),
+        so that the top level learns to carry the picture on its own (``TrainConfig.hide_bottom``)."""
         z_b, z_t, vq_loss, codes = self._quantize(x)
+        if hide_bottom is not None and z_t is not None:
+            z_b = z_b * (~hide_bottom).to(z_b.dtype).view(-1, 1, 1, 1, 1)  # [b, d, t, h, w]
         return ForwardOutput(self._decode_latents(z_b, z_t), vq_loss, codes)
 
     @torch.no_grad()

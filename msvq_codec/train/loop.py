@@ -37,8 +37,9 @@ from msvq_codec.config import ModelConfig, TrainConfig
 from msvq_codec.device import pick_device
 from msvq_codec.errors import UsageError
 from msvq_codec.metrics import clip_psnr, clip_ssim
+from msvq_codec.model.levels import level_use, most_common_grid, with_top
 from msvq_codec.model.quantizer import code_counts
-from msvq_codec.model.vqvae import MSVQVAE
+from msvq_codec.model.vqvae import MSVQVAE, Codes
 from msvq_codec.model.weights import load_weights
 from msvq_codec.train.checkpoint import configs_of, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from msvq_codec.train.data import ClipDataset, Draw, build_split, to_unit
@@ -63,6 +64,8 @@ class RunOptions:
     splits_dir: Path | None = None  # for split 'official:K': the folder holding UCF101's testlist0K.txt
     stop_after: int = 0  # end this invocation after N steps with a checkpoint; the schedule is unchanged,
     # so a later resume continues as if never stopped (for pre-emptible jobs)
+    reseed_top: bool = False  # with init_from: seed the top codebook anew from the first batch's top encoder
+    # outputs (for weights whose top level collapsed to a constant grid)
 
 
 def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
@@ -180,26 +183,37 @@ def read_figures(figures: dict[str, torch.Tensor]) -> dict[str, float]:
 
 @torch.no_grad()
 def validate(model: MSVQVAE, loader: DataLoader, device: torch.device, prefix: str = "val") -> dict[str, float]:
-    """The codec's real path: encode to codes, decode, round to 8 bits; PSNR and SSIM per clip, averaged;
-    and how many codebook entries of each level the validation clips use."""
+    """The codec's real path: encode to codes, decode, round to 8 bits; PSNR and SSIM per clip, averaged. Per
+    level (``model.levels``): codebook entries used, distinct grids across the clips, the codes' perplexity;
+    and for a two-level model ``top_gain``, the PSNR lost when every clip's top grid is replaced by the most
+    common one (0 dB: the top level carries nothing)."""
     was_training = model.training
     model.eval()
     psnrs, ssims = [], []
-    used = {name: set() for name in model.config.level_names}
+    batches: list[Codes] = []
     for clips in loader:
         clips = to_unit(clips, torch.device("cpu"))  # [b, 3, T, H, W], the reference stays here
         codes = model.encode(clips.to(device))
+        batches.append(Codes(*(None if c is None else c.cpu() for c in codes)))
         recon = model.decode(codes).float().cpu()  # [b, 3, T, H, W]
-        for name, indices in zip(model.config.level_names, codes.by_level()):
-            used[name].update(indices.unique().tolist())
         for ref, out in zip(clips, recon):
-            ref_np = ref.permute(1, 2, 3, 0).numpy()  # [T, H, W, 3]
-            out_np = out.permute(1, 2, 3, 0).numpy()
-            psnrs.append(clip_psnr(ref_np, out_np))
-            ssims.append(clip_ssim(ref_np, out_np))
-    model.train(was_training)
+            psnrs.append(clip_psnr(*(x.permute(1, 2, 3, 0).numpy() for x in (ref, out))))  # [T, H, W, 3]
+            ssims.append(clip_ssim(*(x.permute(1, 2, 3, 0).numpy() for x in (ref, out))))
     result = {f"{prefix}_psnr": float(np.mean(psnrs)), f"{prefix}_ssim": float(np.mean(ssims)), "val_clips": len(psnrs)}
-    result.update({f"{prefix}_{name}_used": len(codes) for name, codes in used.items()})
+    for i, name in enumerate(model.config.level_names):
+        use = level_use(torch.cat([c.by_level()[i] for c in batches]))  # [n_clips, t, h, w]
+        result.update({f"{prefix}_{name}_used": use.codes, f"{prefix}_{name}_grids": use.grids,
+                       f"{prefix}_{name}_ppl": round(use.perplexity, 1)})  # fmt: skip
+    if model.config.levels == 2 and batches:
+        grid = most_common_grid(torch.cat([c.top for c in batches]))
+        fixed = []
+        for clips, codes in zip(loader, batches):
+            fixed_codes = with_top(codes, grid)
+            recon = model.decode(Codes(fixed_codes.top.to(device), fixed_codes.bottom.to(device))).float().cpu()
+            refs = to_unit(clips, torch.device("cpu"))
+            fixed += [clip_psnr(*(x.permute(1, 2, 3, 0).numpy() for x in (ref, out))) for ref, out in zip(refs, recon)]
+        result[f"{prefix}_top_gain"] = result[f"{prefix}_psnr"] - float(np.mean(fixed))
+    model.train(was_training)
     return result
 
 
@@ -279,6 +293,11 @@ def train(
             quantizer.resync_ema()
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
+    if options.reseed_top:
+        if not options.init_from or model_config.levels != 2:
+            raise UsageError("reseed_top needs init_from and a two-level model")
+        model.quantizer_top.initialized.fill_(False)  # the first training step seeds it from encoder outputs
+        model.quantizer_top._seeded = False
     memory_format = torch.channels_last_3d if config.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
     for quantizer in (m for m in model.modules() if hasattr(m, "dead_fraction")):
@@ -351,7 +370,9 @@ def train(
             metrics.update(validate(average.synced(model), val_loader, device, prefix="ema_val"))
         history.append(metrics)
         ema = f", weight average {metrics['ema_val_psnr']:.2f} dB" if average is not None else ""
-        log(f"{reason}: val PSNR {metrics['val_psnr']:.2f} dB, SSIM {metrics['val_ssim']:.4f}{ema}")
+        top = (f"; top level: {metrics['val_top_grids']} distinct grids in {metrics['val_clips']} clips, "
+               f"{metrics['val_top_gain']:.2f} dB of PSNR") if "val_top_gain" in metrics else ""
+        log(f"{reason}: val PSNR {metrics['val_psnr']:.2f} dB, SSIM {metrics['val_ssim']:.4f}{ema}{top}")
         log_file.write(json.dumps(metrics) + "\n")
         log_file.flush()
 
@@ -375,7 +396,10 @@ def train(
                 t0 = time.monotonic()
                 clips = to_unit(clips, device, memory_format)  # [b, 3, T, H, W]
                 with _autocast(device, config.amp):
-                    out = net(clips)
+                    hide = None  # [b] bool: clips decoded from their top codes alone
+                    if config.hide_bottom:
+                        hide = torch.rand(clips.shape[0], device=device) < config.hide_bottom
+                    out = net(clips, hide)
                     recon_loss = F.mse_loss(out.recon.float(), clips)
                     perc_loss = perceptual(out.recon, clips) if perceptual is not None else torch.zeros((), device=device)
                     loss = recon_loss + config.beta * out.vq_loss + config.gamma * perc_loss
