@@ -10,10 +10,14 @@ __all__ = ["__version__", "decode_file", "encode_video", "info", "load_model", "
 
 def __getattr__(name: str):
     """The codec's API, imported on first use so that ``import msvq_codec`` stays light."""
-    if name in ("decode_file", "encode_video", "info", "load_model"):
+    if name == "load_model":
         from msvq_codec import codec
 
-        return getattr(codec, name)
+        return codec.load_model
+    if name in ("decode_file", "encode_video", "info"):
+        from msvq_codec import files
+
+        return getattr(files, name)
     if name in ("read_codes", "write_codes", "CodeGrids"):
         from msvq_codec import codes
 

@@ -177,7 +177,7 @@ def check_ext(ext: str) -> str:
 
 def _target(out_root: Path, rel: Path, source: Path, mode: str, ext: str) -> Path:
     if mode == "encode":
-        from msvq_codec.codec import encoded_name
+        from msvq_codec.files import encoded_name
 
         name = encoded_name(source)
     else:
@@ -238,7 +238,7 @@ def _size(path: Path) -> int:
 
 def run_task(task: Task, options: dict[str, Any], model=None) -> FileResult:
     """Encode or decode one file; every failure becomes a ``failed`` result (never raises but on Ctrl-C)."""
-    from msvq_codec.codec import decode_file, encode_video
+    from msvq_codec.files import decode_file, encode_video
     from msvq_codec.codes import codes_file
 
     started = time.perf_counter()
@@ -290,8 +290,8 @@ def run_batch(
     **options: Any,
 ) -> BatchSummary:
     """Encode (``mode="encode"``), decode (``"decode"``) or take the codes of (``"codes"``) every file under
-    ``input_dir`` into the mirrored tree ``output_dir``. ``options`` go to ``codec.encode_video`` /
-    ``codec.decode_file`` (codec, level, batch_size, input_fps, quality, effort, target_bpp, target_kbps /
+    ``input_dir`` into the mirrored tree ``output_dir``. ``options`` go to ``files.encode_video`` /
+    ``files.decode_file`` (codec, level, batch_size, input_fps, quality, effort, target_bpp, target_kbps /
     fps, size); ``codes`` takes none. Raises only for a bad call (UsageError) or an input folder with
     nothing to do (InputError); a failing file is a ``failed`` result."""
     from msvq_codec.codec import load_model
@@ -400,9 +400,8 @@ def glob_escape(text: str) -> str:
 def check_options(mode: str, options: dict[str, Any]) -> None:
     """Refuse bad per-file options once, up front, rather than failing every file with the same error.
     A ``size`` of ``WxH`` is parsed in place to ``(W, H)``."""
-    from msvq_codec.codec import (
-        DEFAULT_CODEC, check_batch_size, check_rate_control, parse_codec, parse_size, target_of,
-    )  # fmt: skip
+    from msvq_codec.codec import DEFAULT_CODEC, check_batch_size, check_rate_control, parse_codec, target_of
+    from msvq_codec.files import parse_size
     from msvq_codec.config import ModelConfig
     from msvq_codec.rdo import DEFAULT_QUALITY
     from msvq_codec.video import check_rate  # the readers' own bounds for input_fps

@@ -280,7 +280,7 @@ def _code(
 ) -> None:  # fmt: skip
     """``encode`` and ``decode``: a folder input is a folder run (``batch``); a file is one call of the codec,
     under a progress bar, reported as a line or a JSON record."""
-    from msvq_codec import codec as lib
+    from msvq_codec import files as lib
     from msvq_codec.batch import check_ext, check_options, parse_shard
     from msvq_codec.device import pick_device
     from msvq_codec.errors import UsageError
@@ -436,7 +436,7 @@ def info(
     """Show a .msvq file's header (after checking the whole file)."""
     from rich.table import Table
 
-    from msvq_codec import codec as lib
+    from msvq_codec import files as lib
 
     d = lib.describe(file)
     if json_out:

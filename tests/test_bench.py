@@ -26,7 +26,8 @@ from msvq_codec.bench.bdrate import bd_rate
 from msvq_codec.bench.clips import gather
 from msvq_codec.bench.score import Scorer, mean
 from msvq_codec.cli import app
-from msvq_codec.codec import encode_video, load_model, paper_bpp, roundtrip_bytes
+from msvq_codec.codec import load_model, paper_bpp, roundtrip_bytes
+from msvq_codec.files import encode_video
 from msvq_codec.config import ModelConfig, model_preset
 from msvq_codec.errors import UsageError, WeightsError
 from msvq_codec.metrics import clip_psnr

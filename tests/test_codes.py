@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 import msvq_codec
 from msvq_codec import codec
+from msvq_codec.files import encode_video
 from msvq_codec.cli import app
 from msvq_codec.codes import CodeGrids, codes_file, load_npz, read_codes, save_npz, write_codes
 from msvq_codec.errors import InputError, OutputExists, UsageError, WeightsMismatch
@@ -31,7 +32,7 @@ def files(tmp_path_factory, loaded) -> dict[str, Path]:
     np.save(d / "in.npy", moving_clip(70))
     out = {}
     for name in ("context", "zstd", "deflate"):
-        codec.encode_video(d / "in.npy", d / f"{name}.msvq", model=loaded, codec=name)
+        encode_video(d / "in.npy", d / f"{name}.msvq", model=loaded, codec=name)
         out[name] = d / f"{name}.msvq"
     return out
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
-from msvq_codec import codec
+from msvq_codec import codec, files
 from msvq_codec.cli import app
 from msvq_codec.container import NO_ENTROPY_ID, Header, LevelInfo, StreamCodec, from_bytes, to_bytes
 from msvq_codec.entropy import EntropyModel, LevelCoder, load_entropy, save_entropy, sidecar_path
@@ -331,8 +331,8 @@ def test_context_is_the_default_and_decodes_to_the_same_frames_as_zstd(tiny):
     results = {}
     for name in ("context", "zstd", "deflate"):
         kwargs = {} if name == "context" else {"codec": name}
-        r = codec.encode_video(d / "v.npy", d / f"{name}.msvq", model=loaded, force=True, **kwargs)
-        header = codec.info(d / f"{name}.msvq")
+        r = files.encode_video(d / "v.npy", d / f"{name}.msvq", model=loaded, force=True, **kwargs)
+        header = files.info(d / f"{name}.msvq")
         assert header.codec.name.lower() == name
         assert (header.entropy_id != NO_ENTROPY_ID) == (name == "context")
         results[name] = (r.bytes, np.stack(list(codec.decode_frames(codec.read_file(d / f"{name}.msvq"), loaded))))
@@ -346,16 +346,16 @@ def test_without_an_entropy_model_context_is_refused_and_zstd_works(tiny, tmp_pa
     bare = make_tiny_weights(tmp_path / "bare.safetensors", entropy=False)
     loaded = load_weights(bare)
     with pytest.raises(WeightsError, match="no entropy model beside .*msvq fit-entropy.*zstd"):
-        codec.encode_video(d / "v.npy", tmp_path / "out.msvq", model=loaded)
+        files.encode_video(d / "v.npy", tmp_path / "out.msvq", model=loaded)
     assert not list(tmp_path.glob("out*"))
-    codec.encode_video(d / "v.npy", tmp_path / "out.msvq", model=loaded, codec="zstd")
-    assert codec.info(tmp_path / "out.msvq").codec == StreamCodec.ZSTD
+    files.encode_video(d / "v.npy", tmp_path / "out.msvq", model=loaded, codec="zstd")
+    assert files.info(tmp_path / "out.msvq").codec == StreamCodec.ZSTD
     # a context file made with the twin weights cannot be decoded by these, which have no entropy model
     twin = load_weights(make_tiny_weights(tmp_path / "twin.safetensors"))
     assert twin.model_id == loaded.model_id
-    codec.encode_video(d / "v.npy", tmp_path / "ctx.msvq", model=twin)
+    files.encode_video(d / "v.npy", tmp_path / "ctx.msvq", model=twin)
     with pytest.raises(WeightsError, match="no entropy model beside"):
-        codec.decode_file(tmp_path / "ctx.msvq", tmp_path / "out.npy", model=loaded)
+        files.decode_file(tmp_path / "ctx.msvq", tmp_path / "out.npy", model=loaded)
     assert not (tmp_path / "out.npy").exists()
 
 
@@ -363,20 +363,20 @@ def test_a_refit_keeps_the_model_id_and_refuses_files_of_the_old_fit(tiny, tmp_p
     d, _, _ = tiny
     weights = make_tiny_weights(tmp_path / "w.safetensors")
     loaded = load_weights(weights)
-    codec.encode_video(d / "v.npy", tmp_path / "old.msvq", model=loaded)
-    codec.encode_video(d / "v.npy", tmp_path / "old-zstd.msvq", model=loaded, codec="zstd")
-    old_id = codec.info(tmp_path / "old.msvq").entropy_id
+    files.encode_video(d / "v.npy", tmp_path / "old.msvq", model=loaded)
+    files.encode_video(d / "v.npy", tmp_path / "old-zstd.msvq", model=loaded, codec="zstd")
+    old_id = files.info(tmp_path / "old.msvq").entropy_id
     save_entropy(sidecar_path(weights), tiny_entropy(loaded.model, loaded.model_id, seed=7))  # a refit
     again = load_weights(weights)
     assert again.model_id == loaded.model_id
     new_id = codec.entropy_model(again)[0].entropy_id
     assert new_id != old_id
     with pytest.raises(WeightsMismatch, match=f"entropy model {old_id.hex()}.*entropy model is {new_id.hex()}"):
-        codec.decode_file(tmp_path / "old.msvq", tmp_path / "a.npy", model=again)
+        files.decode_file(tmp_path / "old.msvq", tmp_path / "a.npy", model=again)
     assert not (tmp_path / "a.npy").exists()
-    codec.decode_file(tmp_path / "old-zstd.msvq", tmp_path / "b.npy", model=again)  # zstd files keep decoding
-    codec.encode_video(d / "v.npy", tmp_path / "new.msvq", model=again)
-    assert codec.info(tmp_path / "new.msvq").entropy_id == new_id
+    files.decode_file(tmp_path / "old-zstd.msvq", tmp_path / "b.npy", model=again)  # zstd files keep decoding
+    files.encode_video(d / "v.npy", tmp_path / "new.msvq", model=again)
+    assert files.info(tmp_path / "new.msvq").entropy_id == new_id
 
 
 def test_an_entropy_model_of_other_weights_is_refused(tiny, tmp_path):
@@ -385,7 +385,7 @@ def test_an_entropy_model_of_other_weights_is_refused(tiny, tmp_path):
     (tmp_path / "o.entropy.safetensors").write_bytes(sidecar_path(weights).read_bytes())  # the wrong one
     other_loaded = load_weights(other)
     with pytest.raises(WeightsError, match=f"fitted for model {loaded.model_id.hex()}.*{other_loaded.model_id.hex()}"):
-        codec.encode_video(d / "v.npy", tmp_path / "x.msvq", model=other_loaded)
+        files.encode_video(d / "v.npy", tmp_path / "x.msvq", model=other_loaded)
 
 
 def test_a_corrupted_context_stream_is_one_clean_error_through_the_codec(tiny, tmp_path):
@@ -422,7 +422,7 @@ def test_fit_entropy_command(tiny, tmp_path):
     assert model.provenance["fitted_on"]["training_clips"] == 6  # 2 full clips of each of 3 videos
     # and what it wrote codes a file
     out = runner.invoke(app, ["-q", "encode", str(d / "v.npy"), str(tmp_path / "x.msvq"), "--weights", str(weights)])
-    assert out.exit_code == 0 and codec.info(tmp_path / "x.msvq").entropy_id == model.entropy_id
+    assert out.exit_code == 0 and files.info(tmp_path / "x.msvq").entropy_id == model.entropy_id
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -443,7 +443,7 @@ def test_cli_refusals_are_one_line(tiny, tmp_path, args, fragment):
 
 def test_info_shows_the_entropy_model(tiny):
     d, weights, loaded = tiny
-    codec.encode_video(d / "v.npy", d / "info.msvq", model=loaded, force=True)
+    files.encode_video(d / "v.npy", d / "info.msvq", model=loaded, force=True)
     res = runner.invoke(app, ["info", str(d / "info.msvq"), "--json"])
     shown = json.loads(res.stdout)
     assert shown["codec"] == "context" and shown["entropy_id"] == codec.entropy_model(loaded)[0].entropy_id.hex()

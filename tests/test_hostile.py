@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from msvq_codec import codec
+from msvq_codec import codec, files
 from msvq_codec.cli import app
 from msvq_codec.container import to_bytes
 from msvq_codec.errors import WeightsError
@@ -164,7 +164,7 @@ def assert_encoded(res, lines, native, out: Path, loaded, expected_frames: int) 
     header = codec.read_file(out).header
     assert header.frame_count == expected_frames
     decoded = out.with_suffix(".npy")
-    result = codec.decode_file(out, decoded, model=loaded)
+    result = files.decode_file(out, decoded, model=loaded)
     assert result.frames == expected_frames == np.load(decoded, mmap_mode="r").shape[0]
     assert not debris(out.parent)
 
@@ -395,7 +395,7 @@ def test_refusals_from_a_real_process_are_one_line(tmp_path, weights):
 def container(tmp_path_factory, loaded):
     d = tmp_path_factory.mktemp("msvq")
     np.save(d / "clip.npy", frames(40))
-    codec.encode_video(d / "clip.npy", d / "clip.msvq", model=loaded)
+    files.encode_video(d / "clip.npy", d / "clip.msvq", model=loaded)
     return codec.read_file(d / "clip.msvq")
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from msvq_codec import codec
+from msvq_codec.files import decode_file, describe, encode_video, info
 from msvq_codec.container import QUALITY_PRESETS
 from msvq_codec.errors import UsageError
 from msvq_codec.model.fast import fast_model
@@ -44,7 +45,7 @@ def files(tmp_path_factory, weights, source) -> dict[str, Path]:
     """The source encoded at every preset."""
     out = tmp_path_factory.mktemp("out")
     for name in QUALITY_NAMES:
-        codec.encode_video(source, out / f"{name}.msvq", weights=weights, device="cpu", quality=name)
+        encode_video(source, out / f"{name}.msvq", weights=weights, device="cpu", quality=name)
     return {name: out / f"{name}.msvq" for name in QUALITY_NAMES}
 
 
@@ -166,16 +167,16 @@ def test_presets_files_shrink_decode_and_record_their_preset(files, weights, tmp
     assert all(b <= a for a, b in zip(sizes, sizes[1:])), sizes
     assert sizes[-1] < sizes[0]
     for name in QUALITY_NAMES:
-        header = codec.info(files[name])
+        header = info(files[name])
         assert (header.quality, header.rd_lambda) == (PRESETS[name].id, np.float32(PRESETS[name].rd_lambda))
         assert QUALITY_PRESETS[header.quality] == name
-        assert codec.describe(files[name])["quality_preset"] == name
-        result = codec.decode_file(files[name], tmp_path / f"{name}.npy", weights=weights, device="cpu")
+        assert describe(files[name])["quality_preset"] == name
+        result = decode_file(files[name], tmp_path / f"{name}.npy", weights=weights, device="cpu")
         assert result.frames == 80 and np.load(tmp_path / f"{name}.npy").shape == (80, 64, 64, 3)
 
 
 def test_max_is_the_encoder_without_rate_control(files, weights, source, loaded, tmp_path):
-    default = codec.encode_video(source, tmp_path / "default.msvq", weights=weights, device="cpu")
+    default = encode_video(source, tmp_path / "default.msvq", weights=weights, device="cpu")
     data = Path(default.output).read_bytes()
     assert data == files["max"].read_bytes()
     stream = codec.iter_clips(source)
@@ -190,7 +191,7 @@ def test_rate_control_refuses_other_codecs_and_bad_values(weights, source, tmp_p
                        (dict(effort=-1), "effort must be an integer"),
                        (dict(effort=2.5), "effort must be an integer")):  # fmt: skip
         with pytest.raises(UsageError, match=match):
-            codec.encode_video(source, tmp_path / "x.msvq", weights=weights, device="cpu", **bad)
+            encode_video(source, tmp_path / "x.msvq", weights=weights, device="cpu", **bad)
     assert not (tmp_path / "x.msvq").exists()
     assert preset("low") is PRESETS["low"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from msvq_codec import codec
+from msvq_codec import files
 from msvq_codec.config import model_preset
 from msvq_codec.model.fast import fast_model
 from msvq_codec.model.refine import refine_bottom, refiner
@@ -65,8 +65,8 @@ def test_refine_runs_inside_the_fast_inference_encoder():
 def test_encode_with_effort_writes_a_decodable_file(tmp_path):
     weights = make_tiny_weights(tmp_path / "tiny.safetensors")
     np.save(tmp_path / "in.npy", np.random.default_rng(0).integers(0, 256, (20, 64, 64, 3), dtype=np.uint8))
-    result = codec.encode_video(tmp_path / "in.npy", tmp_path / "out.msvq", weights=weights, device="cpu",
+    result = files.encode_video(tmp_path / "in.npy", tmp_path / "out.msvq", weights=weights, device="cpu",
                                 quality="medium", effort=2)  # fmt: skip
-    assert codec.describe(result.output)["quality_preset"] == "medium"
-    decoded = codec.decode_file(result.output, tmp_path / "out.npy", weights=weights, device="cpu")
+    assert files.describe(result.output)["quality_preset"] == "medium"
+    decoded = files.decode_file(result.output, tmp_path / "out.npy", weights=weights, device="cpu")
     assert decoded.frames == 20

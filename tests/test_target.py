@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msvq_codec import codec
+from msvq_codec import codec, files
 from msvq_codec.container import QUALITY_PRESETS
 from msvq_codec.errors import UsageError
 from msvq_codec.target import LAMBDA_MAX, TOLERANCE, ClipSpool, Target, TargetUnreachable, search
@@ -109,35 +109,35 @@ def source(tmp_path_factory) -> Path:
 def extremes(loaded, source, tmp_path_factory) -> tuple[float, float]:
     """The source's file bpp at max and at lowest."""
     out = tmp_path_factory.mktemp("ends")
-    return tuple(codec.encode_video(source, out / f"{q}.msvq", model=loaded, quality=q).file_bpp
+    return tuple(files.encode_video(source, out / f"{q}.msvq", model=loaded, quality=q).file_bpp
                  for q in ("max", "lowest"))  # fmt: skip
 
 
 def test_encoding_to_a_target_rate_lands_within_5_percent(loaded, source, extremes, tmp_path):
     top, low = extremes
     goal = (top + low) / 2
-    r = codec.encode_video(source, tmp_path / "t.msvq", model=loaded, target_bpp=goal)
+    r = files.encode_video(source, tmp_path / "t.msvq", model=loaded, target_bpp=goal)
     assert abs(r.file_bpp - goal) <= TOLERANCE * goal and r.note is None
-    header = codec.info(tmp_path / "t.msvq")
+    header = files.info(tmp_path / "t.msvq")
     assert QUALITY_PRESETS[header.quality] == "target" == r.quality and header.rd_lambda == r.rd_lambda > 0
     assert r.kbps == pytest.approx(r.file_bpp * 16 * 64 * 64 / 1000)
     frames = codec.roundtrip_bytes((tmp_path / "t.msvq").read_bytes(), loaded)
     assert frames.shape == (96, 64, 64, 3)
-    as_kbps = codec.encode_video(source, tmp_path / "k.msvq", model=loaded, target_kbps=goal * 65.536)
+    as_kbps = files.encode_video(source, tmp_path / "k.msvq", model=loaded, target_kbps=goal * 65.536)
     assert (tmp_path / "k.msvq").read_bytes() == (tmp_path / "t.msvq").read_bytes()  # the same target, the same file
     assert as_kbps.file_bpp == r.file_bpp
 
 
 def test_a_target_above_max_writes_max(loaded, source, extremes, tmp_path):
-    r = codec.encode_video(source, tmp_path / "t.msvq", model=loaded, target_bpp=extremes[0] * 3)
-    plain = codec.encode_video(source, tmp_path / "m.msvq", model=loaded)
+    r = files.encode_video(source, tmp_path / "t.msvq", model=loaded, target_bpp=extremes[0] * 3)
+    plain = files.encode_video(source, tmp_path / "m.msvq", model=loaded)
     assert (tmp_path / "t.msvq").read_bytes() == (tmp_path / "m.msvq").read_bytes() and r.quality == "max"
     assert "above what quality max spends" in r.note and plain.note is None
 
 
 def test_a_target_below_reach_is_an_error_and_writes_nothing(loaded, source, tmp_path):
     with pytest.raises(TargetUnreachable, match="is below what these codes can reach"):
-        codec.encode_video(source, tmp_path / "t.msvq", model=loaded, target_bpp=1e-4)
+        files.encode_video(source, tmp_path / "t.msvq", model=loaded, target_bpp=1e-4)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -147,4 +147,4 @@ def test_a_target_below_reach_is_an_error_and_writes_nothing(loaded, source, tmp
 ])  # fmt: skip
 def test_a_target_takes_no_preset_and_no_other_codec(loaded, source, tmp_path, options, match):
     with pytest.raises(UsageError, match=match):
-        codec.encode_video(source, tmp_path / "t.msvq", model=loaded, target_bpp=0.1, **options)
+        files.encode_video(source, tmp_path / "t.msvq", model=loaded, target_bpp=0.1, **options)
