@@ -397,7 +397,7 @@ def codes(
 
     From Python: msvq_codec.read_codes(path) and msvq_codec.write_codes(grids, path)."""
     from msvq_codec.batch import parse_shard
-    from msvq_codec.codes import codes_file
+    from msvq_codec.codes import codes_file, codes_target
     from msvq_codec.device import pick_device
     from msvq_codec.errors import UsageError
     from msvq_codec.outputs import skip_existing as skips
@@ -410,10 +410,7 @@ def codes(
     parse_shard(shard)
     if shard is not None:
         raise UsageError("--shard is for folder inputs only")
-    if output.is_dir():  # as encode: INPUT's name in it
-        if str(input) == "-":
-            raise UsageError("standard input has no name to give its .npz in a folder: give the file to write")
-        output = output / f"{input.stem}.npz"
+    output = codes_target(input, output)
     if skips(output, skip_existing, force):
         out.print(f"skipped {output}: it exists (--skip-existing)", highlight=False, soft_wrap=True)
         return

@@ -182,6 +182,17 @@ def load_npz(path: str | Path) -> CodeGrids:
         raise InputError(f"not a codes .npz msvq wrote: {path} ({err})") from None
 
 
+def codes_target(source: str | Path, output: str | Path) -> Path:
+    """Where ``msvq codes SOURCE OUTPUT`` writes: ``output``, or when it is an existing folder, the source's
+    name with ``.npz`` in it (as ``encode`` does)."""
+    output = Path(output)
+    if not output.is_dir():
+        return output
+    if is_stdio(source):
+        raise UsageError("standard input has no name to give its .npz in a folder: give the file to write")
+    return output / f"{Path(source).stem}.npz"
+
+
 def codes_file(input: str | Path, output: str | Path, *, weights: str | Path | None = None,
                model: LoadedModel | None = None, device: str = "cpu", force: bool = False) -> CodeGrids:  # fmt: skip
     """``msvq codes IN.msvq OUT.npz``: the grids of a .msvq file, saved as a .npz."""
@@ -196,4 +207,4 @@ def codes_file(input: str | Path, output: str | Path, *, weights: str | Path | N
     return grids
 
 
-__all__ = ["CodeGrids", "codes_file", "load_npz", "read_codes", "save_npz", "write_codes"]
+__all__ = ["CodeGrids", "codes_file", "codes_target", "load_npz", "read_codes", "save_npz", "write_codes"]

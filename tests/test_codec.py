@@ -8,7 +8,6 @@ forward; its weights are written to a temporary folder (no weights are committed
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,17 +19,7 @@ from msvq_codec.device import pick_device
 from msvq_codec.errors import UsageError
 from msvq_codec.model.fast import fast_model
 from msvq_codec.video import iter_clips, probe
-
-
-def make_npy(path: Path, n: int, h: int = 48, w: int = 64, seed: int = 0) -> Path:
-    """``n`` smooth moving frames as a uint8 .npy (taken at 16 fps)."""
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = np.arange(n, dtype=np.float32)[:, None, None] + seed
-    r = 128 + 100 * np.sin((x + 2 * t) / w * 2 * np.pi)
-    g = 128 + 100 * np.cos((y + t) / h * 2 * np.pi)
-    b = np.broadcast_to((40 + 7 * t) % 200, r.shape)
-    np.save(path, np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8))
-    return path
+from test_files import make_npy
 
 
 # ---- the round trip ------------------------------------------------------------------------------------------

@@ -138,3 +138,6 @@ def test_msvq_codes_writes_npz_for_a_file_and_a_folder(files, weights, tmp_path)
         assert np.array_equal(z["bottom"], np.load(tmp_path / "one.npz")["bottom"])
     res = runner.invoke(app, ["codes", str(files["context"]), str(tmp_path / "one.npz"), "--weights", str(weights)])
     assert res.exit_code == 1 and "exists" in res.stderr and "Traceback" not in res.stderr
+    (tmp_path / "into").mkdir()  # an existing folder: the input's name in it, as encode does
+    res = runner.invoke(app, ["codes", str(files["zstd"]), str(tmp_path / "into")])
+    assert res.exit_code == 0 and (tmp_path / "into" / "zstd.npz").is_file()
