@@ -53,18 +53,28 @@ class FileResult:
     seconds: float = 0.0
     error: str | None = None  # the one-line message of a failure
     detail: str | None = field(default=None, repr=False)  # traceback of an unexpected error (a bug)
-    # encode only: the rate and the compression ratios of the .msvq file written
-    bpp: float | None = None  # file bits over frames x 64 x 64
+    # encode only: the sizes the .msvq file's rate and compression ratios are read from (properties below)
     source_bytes: int | None = None  # the input's size
-    raw_bytes: int | None = None  # the frames as raw 24-bit RGB at 64x64
-    ratio_source: float | None = None  # source_bytes / bytes
-    ratio_raw: float | None = None  # raw_bytes / bytes
+    raw_bytes: int | None = None  # the frames as raw 24-bit RGB at the clips' size (64 x 64)
     note: str | None = None  # for the user (stderr): e.g. a target rate above what quality max spends
+
+    @property
+    def bpp(self) -> float | None:
+        """File bits over the pixels of the frames it returns."""
+        return self.bytes * 8 / (self.raw_bytes / 3) if self.bytes and self.raw_bytes else None
+
+    @property
+    def ratio_source(self) -> float | None:
+        return self.source_bytes / self.bytes if self.bytes and self.source_bytes is not None else None
+
+    @property
+    def ratio_raw(self) -> float | None:
+        return self.raw_bytes / self.bytes if self.bytes and self.raw_bytes else None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("detail")
-        return d
+        return {**d, "bpp": self.bpp, "ratio_source": self.ratio_source, "ratio_raw": self.ratio_raw}
 
 
 @dataclass
@@ -252,9 +262,8 @@ def run_task(task: Task, options: dict[str, Any], model=None) -> FileResult:
         if task.mode == "encode":
             r = encode_video(task.source, target, model=model, **options)
             return FileResult(
-                task.relative, task.target, "ok", r.frames, r.bytes, time.perf_counter() - started, bpp=r.file_bpp,
-                source_bytes=r.source_bytes, raw_bytes=r.raw_bytes, ratio_source=r.ratio_source,
-                ratio_raw=r.ratio_raw, note=r.note,
+                task.relative, task.target, "ok", r.frames, r.bytes, time.perf_counter() - started,
+                source_bytes=r.source_bytes, raw_bytes=r.raw_bytes, note=r.note,
             )  # fmt: skip
         if task.mode == "decode":
             frames = decode_file(task.source, target, model=model, **options).frames

@@ -10,8 +10,8 @@ reports, cached VGG weights (and checkpoints and the training frame cache). ``sk
 for resuming a run over outputs that exist.
 
 The path ``-`` (``STDIO``) means standard input or output, as for every encoder: ``stdout`` is the one way
-msvq writes data there (a closed pipe is a ``PipeClosed`` error, one line, never a traceback), and
-``read_stdin`` the one way it reads a whole input from there.
+msvq writes data there (a closed pipe is a ``PipeClosed`` error, one line, never a traceback), and ``stdin``
+the one way it reads from there (``read_stdin``: all of it).
 """
 
 from __future__ import annotations
@@ -98,12 +98,17 @@ def _silence_stdout() -> None:
         pass
 
 
-def read_stdin(limit: int) -> bytes:
-    """All of standard input, at most ``limit`` bytes (InputError beyond that, or when it is a terminal)."""
+def stdin(what: str = "a file") -> BinaryIO:
+    """Standard input as a binary stream, for data; InputError when it is a terminal (nothing was piped)."""
     stream = sys.stdin.buffer
     if stream.isatty():
-        raise InputError("standard input is a terminal: pipe a file into it")
-    data = stream.read(limit + 1)
+        raise InputError(f"standard input is a terminal: pipe {what} into it")
+    return stream
+
+
+def read_stdin(limit: int) -> bytes:
+    """All of standard input, at most ``limit`` bytes (InputError beyond that, or when it is a terminal)."""
+    data = stdin().read(limit + 1)
     if len(data) > limit:
         raise InputError(f"standard input holds more than {limit} bytes, more than this reader accepts")
     return data

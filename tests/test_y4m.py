@@ -656,3 +656,18 @@ def test_writer_refuses_bad_arguments(kwargs, option):
         Y4mWriter(buf, **args)
     assert info.value.option == option and str(info.value).startswith(option)
     assert buf.getvalue() == b""
+
+
+def test_frames_not_wanted_are_read_past_unconverted():
+    rng = np.random.default_rng(4)
+    frames = [rng.integers(0, 256, (6, 8, 3), dtype=np.uint8) for _ in range(5)]
+    buf = io.BytesIO()
+    write_y4m(buf, frames, 25)
+    every = list(Y4mReader(io.BytesIO(buf.getvalue())))
+    reader = Y4mReader(io.BytesIO(buf.getvalue()))
+    some = list(reader.frames(lambda i: i % 2 == 0))
+    assert [f is None for f in some] == [False, True, False, True, False]
+    assert all(np.array_equal(a, b) for a, b in zip(every[::2], some[::2]))
+    assert reader.frames_read == 5 and reader.bytes_read == len(buf.getvalue())
+    with pytest.raises(InputError, match="only once"):
+        reader.frames()

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ import cv2
 import numpy as np
 
 from msvq_codec.errors import InputError, UsageError
-from msvq_codec.outputs import is_stdio
+from msvq_codec.outputs import is_stdio, stdin
 from msvq_codec.video import y4m
 
 # FFmpeg's own log lines ("moov atom not found", "partial file") would otherwise reach stderr beside msvq's
@@ -107,10 +106,7 @@ def _stdin_reader() -> "y4m.Y4mReader":
     """The YUV4MPEG2 reader of standard input, made (and its header read) on first use, then kept: a pipe is
     read once."""
     if "-" not in _STDIN:
-        stream = sys.stdin.buffer
-        if stream.isatty():
-            raise InputError("standard input is a terminal: pipe YUV4MPEG2 into it (ffmpeg ... -f yuv4mpegpipe -)")
-        _STDIN["-"] = y4m.Y4mReader(stream, "standard input")
+        _STDIN["-"] = y4m.Y4mReader(stdin("YUV4MPEG2 (ffmpeg ... -f yuv4mpegpipe -)"), "standard input")
     return _STDIN["-"]
 
 
@@ -205,12 +201,12 @@ def _decode(info: SourceInfo, wanted: Callable[[int], bool]) -> Iterator[tuple[i
     elif info.kind == "frames":
         for i, image in enumerate(_numbered_images(Path(info.path))):
             yield i, _read_image(image) if wanted(i) else None
-    elif info.kind == "y4m":
+    elif info.kind == "y4m":  # every frame is read; only the wanted ones are converted to RGB
         if is_stdio(info.path):
-            yield from enumerate(_stdin_reader())
+            yield from enumerate(_stdin_reader().frames(wanted))
         else:
             with _open_file(Path(info.path)) as fp:
-                yield from enumerate(y4m.Y4mReader(fp, info.path))
+                yield from enumerate(y4m.Y4mReader(fp, info.path).frames(wanted))
     else:
         cap = _open_capture(Path(info.path))
         try:

@@ -60,7 +60,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import BinaryIO
@@ -205,12 +205,16 @@ class Y4mReader:
         self._started = False
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        return self.frames()  # type: ignore[return-value]
+
+    def frames(self, wanted: Callable[[int], bool] | None = None) -> Iterator[np.ndarray | None]:
+        """The frames, in one pass; a frame ``i`` with ``wanted(i)`` false is read past, not converted (None)."""
         if self._started:
             raise InputError(f"{self.name}: a y4m stream can be read only once")
         self._started = True
-        return self._frames()
+        return self._frames(wanted or (lambda i: True))
 
-    def _frames(self) -> Iterator[np.ndarray]:
+    def _frames(self, wanted: Callable[[int], bool]) -> Iterator[np.ndarray | None]:
         hdr, name = self.header, self.name
         size = hdr.frame_bytes()
         n_y = hdr.width * hdr.height
@@ -237,7 +241,7 @@ class Y4mReader:
             if shape:
                 cb = buf[n_y:n_y + n_c].reshape(shape)  # [h_c, w_c]
                 cr = buf[n_y + n_c:].reshape(shape)  # [h_c, w_c]
-            yield yuv_to_rgb(y, cb, cr, hdr)  # a new array: buf is refilled for the next frame
+            yield yuv_to_rgb(y, cb, cr, hdr) if wanted(i) else None  # a new array: buf is refilled next frame
 
 
 def _check_frame_line(line: bytes, i: int, size: int, offset: int, name: str) -> None:
