@@ -131,13 +131,13 @@ DECODE_INPUT_HELP = ".msvq file, a folder of them (searched recursively), or - f
 DECODE_OUTPUT_HELP = (".mp4/.avi/.mkv/.npy/.y4m, a path with no suffix for PNG frames (a folder input: the output "
                       "folder), or - for YUV4MPEG2 on stdout.")
 TARGET_BPP_HELP = ("Land the file within 5 % of this rate, in file bits per 64x64 pixel (a search over rate "
-                   "control's lambda; codec context; instead of --quality).")
+                   "control's lambda; codecs prior and context; instead of --quality).")
 CODES_OUTPUT_HELP = ".npz file to write (an existing folder: INPUT's name in it; a folder input: the output folder)."
 TARGET_KBPS_HELP = "As --target-bpp, in kilobits per second of the 16 fps video."
-LEVEL_HELP = "Compression level (zstd 1..22, default 19; deflate 0..9, default 9; context has only 0)."
+LEVEL_HELP = "Compression level (zstd 1..22, default 19; deflate 0..9, default 9; prior and context have only 0)."
 SIZE_HELP = "Resize frames: WxH, or 'source' for the input's size (default: the clips' 64x64)."
 QUALITY_HELP = ("Rate control: max (the nearest codes; the default) | high | medium | low | lowest (fewer bits, "
-                "lower quality; codec context only).")
+                "lower quality, choosing codes by the context model's bits; codecs prior and context).")
 EFFORT_HELP = "Refine the bottom latent through the decoder for N gradient steps before choosing codes (slower)."
 EXT_HELP = "Folder input: output kind, mp4 | avi | mkv | npy | y4m | png (a folder of PNGs per file). Default mp4."
 
@@ -341,8 +341,9 @@ def encode(
     input: Path = typer.Argument(..., metavar="INPUT", help=ENCODE_INPUT_HELP),
     output: Path = typer.Argument(..., metavar="OUTPUT", help=ENCODE_OUTPUT_HELP),
     codec: str = typer.Option(
-        "context", "--codec",
-        help="How the indices are coded: context (range coding with the weights' context model) | zstd | deflate.",
+        "prior", "--codec",
+        help="How the indices are coded: prior (range coding with the weights' learned prior) | context (with their "
+             "context model) | zstd | deflate.",
     ),
     level: Optional[int] = typer.Option(None, "--level", help=LEVEL_HELP),
     input_fps: Optional[float] = typer.Option(None, "--input-fps", help="Take the input to be at this frame rate."),
@@ -443,7 +444,7 @@ def info(
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in d.items():
-        if key == "file" or value is None:  # e.g. entropy_id, which only context-coded files have
+        if key == "file" or value is None:  # e.g. entropy_id, which only range-coded files have
             continue
         if key == "levels":
             for i, lv in enumerate(value):
@@ -598,7 +599,7 @@ def export(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
     note: Optional[str] = typer.Option(None, help="JSON object added to the provenance metadata."),
     raw: bool = typer.Option(False, "--raw", help="Export the raw weights, not the checkpoint's weight average."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Also fit the entropy model on this folder's training "
+    data: Optional[Path] = typer.Option(None, "--data", help="Also fit the entropy models on this folder's training "
                                         "clips (as fit-entropy; without it the weights get none)."),
     split: str = typer.Option("files", help="With --data: files | paper | official:K, as msvq train."),
     val_list: Optional[Path] = typer.Option(None, help="With --data and --split files: the validation files."),
@@ -606,7 +607,7 @@ def export(
     cache_dir: Path = typer.Option(Path("runs/cache"), "--cache-dir", help="With --data: the frame cache."),
 ) -> None:
     """Export a checkpoint as fp16 safetensors weights with config and provenance (the weight average where the
-    run kept one); with --data, fit its entropy model too (written beside it)."""
+    run kept one); with --data, fit its entropy models too (written beside it)."""
     from msvq_codec.errors import UsageError
     from msvq_codec.outputs import check_target
     from msvq_codec.train.checkpoint import export as export_weights
@@ -622,52 +623,65 @@ def export(
     out.print(f"wrote {output} (model ID {mid.hex()})")
     if data is None:
         from msvq_codec.entropy import sidecar_path
+        from msvq_codec.entropy.prior_file import prior_path
         from msvq_codec.entropy.tables import sidecar_model_id
 
-        stale = sidecar_path(output)
-        if stale.is_file() and sidecar_model_id(stale) != mid:  # the replaced weights' own: of no use to these
-            stale.unlink()
-            err.print(f"note: removed {stale}, the entropy model of the weights {output} replaced", highlight=False,
-                      soft_wrap=True)  # fmt: skip
-        if not stale.is_file():
-            err.print(f"note: {output} has no entropy model yet, so 'msvq encode' needs --codec zstd with it until "
-                      f"'msvq fit-entropy {output} --data DIR' fits one", highlight=False, soft_wrap=True)  # fmt: skip
+        missing = []
+        for stale, what in ((prior_path(output), "prior"), (sidecar_path(output), "entropy model")):
+            if stale.is_file() and sidecar_model_id(stale) != mid:  # the replaced weights' own: of no use to these
+                stale.unlink()
+                err.print(f"note: removed {stale}, the {what} of the weights {output} replaced", highlight=False,
+                          soft_wrap=True)  # fmt: skip
+            if not stale.is_file():
+                missing.append(what)
+        if missing:
+            err.print(f"note: {output} has no {' or '.join(missing)} yet, so 'msvq encode' needs --codec zstd with it "
+                      f"until 'msvq fit-entropy {output} --data DIR' fits them", highlight=False, soft_wrap=True)  # fmt: skip
         return
     _fit_entropy(output, data, split, val_list, splits, cache_dir)
 
 
-def _fit_entropy(weights: Path, data: Path, split: str, val_list, splits, cache_dir: Path) -> None:
-    from msvq_codec.entropy.refit import fit_entropy
+def _fit_entropy(weights: Path, data: Path, split: str, val_list, splits, cache_dir: Path,
+                 only: str | None = None) -> None:
+    from msvq_codec.entropy.refit import MODELS, fit_models
+    from msvq_codec.errors import UsageError
+
+    if only not in (None, *MODELS):
+        raise UsageError(f"--only must be context or prior, not {only!r}", option="only")
 
     def log(message: str) -> None:
         if not STATE["quiet"]:
             err.print(message, highlight=False, soft_wrap=True)
 
-    r = fit_entropy(weights, data, split=split, cache_dir=cache_dir, val_list=val_list, splits_dir=splits, log=log)
-    out.print(f"wrote {r.path} (entropy model ID {r.entropy_id.hex()}, for model {r.model.model_id.hex()}; "
-              f"{r.seconds:.0f} s)", highlight=False, soft_wrap=True)  # fmt: skip
+    for r in fit_models(weights, data, which=(only,) if only else MODELS, split=split, cache_dir=cache_dir,
+                        val_list=val_list, splits_dir=splits, log=log):  # fmt: skip
+        what = "entropy model" if r.name == "context" else "prior"
+        out.print(f"wrote {r.path} ({what} ID {r.entropy_id.hex()}, for model {r.model.model_id.hex()}; "
+                  f"{r.seconds:.0f} s)", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @app.command("fit-entropy")
 @guarded
 def fit_entropy_cmd(
-    weights: Path = typer.Argument(..., help="The weights file (.safetensors); the model is written beside it."),
-    data: Path = typer.Option(..., "--data", help="Folder of videos; its training clips are encoded and counted."),
+    weights: Path = typer.Argument(..., help="The weights file (.safetensors); the models are written beside it."),
+    data: Path = typer.Option(..., "--data", help="Folder of videos; its training clips are encoded and fitted on."),
     split: str = typer.Option("files", help="files | paper | official:K: which clips are held out, as msvq train."),
     val_list: Optional[Path] = typer.Option(None, help="With --split files: file listing the validation videos."),
     splits: Optional[Path] = typer.Option(None, help="With --split official:K: folder of UCF101's split lists."),
     cache_dir: Path = typer.Option(Path("runs/cache"), "--cache-dir", help="The uint8 frame cache (as prepare)."),
+    only: Optional[str] = typer.Option(None, "--only", help="Fit only the context model or only the prior."),
 ) -> None:
-    """Fit the context model that 'msvq encode' codes indices with, for existing weights, on the training clips of
-    a folder, and write it beside them (WEIGHTS.entropy.safetensors). The weights and their model ID do not
-    change: zstd and DEFLATE files keep decoding; context-coded files made with an earlier fit are refused."""
+    """Fit the entropy models that 'msvq encode' codes indices with, for existing weights, on the training clips
+    of a folder, and write them beside them: the learned prior (WEIGHTS.prior.safetensors, codec prior, a few
+    CPU minutes) and the context model (WEIGHTS.entropy.safetensors, codec context). The weights and their
+    model ID do not change: zstd and DEFLATE files keep decoding; files coded with an earlier fit are refused."""
     from msvq_codec.errors import UsageError
 
     if not weights.is_file():
         raise UsageError(f"no weights file at {weights}")
     if not data.is_dir():
         raise UsageError(f"--data {data} is not a folder")
-    _fit_entropy(weights, data, split, val_list, splits, cache_dir)
+    _fit_entropy(weights, data, split, val_list, splits, cache_dir, only)
 
 
 @app.command()

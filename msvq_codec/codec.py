@@ -3,9 +3,10 @@ the entropy coder; ``files`` builds the commands' file-level functions on it.
 
     clips of an input (16 fps, 64x64, 32 frames)  -> model.encode -> one index grid per level (the nearest
         codes, or those rate control chooses: ``rdo``, --quality; at the lambda that meets a target rate:
-        ``target``) -> streams (range-coded with the weights' context model by default; or zstd / DEFLATE)
+        ``target``) -> streams (range-coded with the weights' learned prior by default, or their context
+        model; or zstd / DEFLATE: ``coders``)
         -> container bytes                         encode_to_bytes, encode_to_target, codes_to_bytes
-    container bytes -> (context streams -> indices) -> model.decode -> exactly frame_count frames
+    container bytes -> (range-coded streams -> indices) -> model.decode -> exactly frame_count frames
                                                    read_bytes, container_indices, decode_frames
 """
 
@@ -18,12 +19,13 @@ import numpy as np
 import torch
 
 from msvq_codec.container import (
-    CODEC_LEVELS, NO_ENTROPY_ID, Container, Header, LevelInfo, StreamCodec, default_level, from_bytes, to_bytes,
+    CODEC_LEVELS, NO_ENTROPY_ID, RANGE_CODED, Container, Header, LevelInfo, StreamCodec, default_level, from_bytes,
+    to_bytes,
 )  # fmt: skip
 from msvq_codec.config import ModelConfig
 from msvq_codec.device import pick_device
-from msvq_codec.entropy import EntropyModel, LevelCoder, load_entropy, sidecar_path
-from msvq_codec.errors import FormatError, InputError, UsageError, WeightsError, WeightsMismatch
+from msvq_codec.coders import check_range_model, entropy_model, prior_model, range_coder
+from msvq_codec.errors import FormatError, InputError, UsageError, WeightsMismatch
 from msvq_codec.model.fast import fast_model
 from msvq_codec.model.refine import MAX_STEPS, refiner
 from msvq_codec.model.vqvae import Chooser, Codes, Refiner
@@ -50,8 +52,8 @@ def check_batch_size(batch_size: int) -> int:
     return batch_size
 
 
-DEFAULT_CODEC = "context"  # what msvq encode writes: range coding with the weights' context model
-CODEC_NAMES = ("context", "zstd", "deflate")
+DEFAULT_CODEC = "prior"  # what msvq encode writes: range coding with the weights' learned prior
+CODEC_NAMES = ("prior", "context", "zstd", "deflate")
 
 
 def parse_codec(name: str | StreamCodec, level: int | None) -> tuple[StreamCodec, int]:
@@ -61,7 +63,7 @@ def parse_codec(name: str | StreamCodec, level: int | None) -> tuple[StreamCodec
         try:
             codec = StreamCodec[name.upper()]
         except KeyError:
-            raise UsageError(f"codec must be context, zstd or deflate, not {name!r}", option="codec") from None
+            raise UsageError(f"codec must be prior, context, zstd or deflate, not {name!r}", option="codec") from None
     if level is None:
         return codec, default_level(codec)
     lo, hi = CODEC_LEVELS[codec]
@@ -94,7 +96,7 @@ def make_header(
 ) -> Header:
     """The header of a .msvq file of ``frame_count`` frames (at ``config.fps``) coded by this model; the
     only place one is built. ``source``: the input's rate and size (None: the clips' own). ``entropy_id``:
-    the entropy model's ID, for codec context. ``quality``/``rd_lambda``: the rate control used (0: none)."""
+    the range coder's model ID, for codecs context and prior. ``quality``/``rd_lambda``: the rate control used (0: none)."""
     stream_codec, codec_level = parse_codec(codec, level)
     own = (config.fps, config.clip_size, config.clip_size)
     fps, width, height = (source.fps, source.width, source.height) if source is not None else own
@@ -140,12 +142,12 @@ def raw_bytes(header: Header) -> int:
 
 
 def target_of(config: ModelConfig, target_bpp: float | None, target_kbps: float | None,
-              quality: str | Preset = DEFAULT_QUALITY, codec: StreamCodec = StreamCodec.CONTEXT) -> Target | None:
+              quality: str | Preset = DEFAULT_QUALITY, codec: StreamCodec = StreamCodec.PRIOR) -> Target | None:
     """The target rate of ``target_bpp`` / ``target_kbps`` for clips of ``config`` (None: neither given); a
-    UsageError for a bad value, or with a ``quality`` preset or a codec but context (a target chooses the
-    rate itself, counting the context coder's bits)."""
+    UsageError for a bad value, or with a ``quality`` preset or a codec but prior and context (a target
+    chooses the rate itself, measuring the file's bytes)."""
     target = Target.of(target_bpp, target_kbps, config.fps, config.clip_size * config.clip_size)
-    if target is not None and (preset(quality).rd_lambda or codec != StreamCodec.CONTEXT):
+    if target is not None and (preset(quality).rd_lambda or codec not in RANGE_CODED):
         raise UsageError(f"{target.option} chooses the rate itself: it takes neither a quality preset nor codec "
                          f"{codec.name.lower()}", option=target.option)  # fmt: skip
     return target
@@ -223,19 +225,21 @@ def check_rate_control(quality: str | Preset, effort: int, codec: StreamCodec) -
     not depend on the codes chosen (zstd, DEFLATE)."""
     chosen = preset(quality)
     check_effort(effort)
-    if chosen.rd_lambda and codec != StreamCodec.CONTEXT:
-        raise UsageError(f"quality {chosen.name} needs codec context (rate control counts its bits); codec "
-                         f"{codec.name.lower()} takes only quality max", option="quality")  # fmt: skip
+    if chosen.rd_lambda and codec not in RANGE_CODED:
+        raise UsageError(f"quality {chosen.name} needs codec prior or context (rate control counts their bits); "
+                         f"codec {codec.name.lower()} takes only quality max", option="quality")  # fmt: skip
     return chosen
 
 
-def rate_control(loaded: LoadedModel, quality: str | Preset = DEFAULT_QUALITY,
-                 effort: int = 0) -> tuple[Chooser | None, Refiner | None]:  # fmt: skip
-    """The chooser and refiner of one file (both None at quality max without effort: the nearest codes)."""
+def rate_control(loaded: LoadedModel, quality: str | Preset = DEFAULT_QUALITY, effort: int = 0,
+                 codec: StreamCodec = StreamCodec.PRIOR) -> tuple[Chooser | None, Refiner | None]:  # fmt: skip
+    """The chooser and refiner of one file (both None at quality max without effort: the nearest codes); the
+    chooser counts the bits of ``codec``'s model (the prior's or the context model's)."""
     chosen = preset(quality)
     coders = None
     if chosen.rd_lambda:
-        coders = dict(zip(loaded.model.config.level_names, entropy_model(loaded)[1]))
+        models = prior_model(loaded) if codec == StreamCodec.PRIOR else entropy_model(loaded)
+        coders = dict(zip(loaded.model.config.level_names, models[1]))
     return (chooser(coders, chosen) if coders else None), refiner(loaded.model, check_effort(effort))
 
 
@@ -260,7 +264,7 @@ def encode_to_bytes(
     chosen = check_rate_control(quality, effort, stream_codec)
     cfg = loaded.model.config
     stream = iter_clips(source, fps=cfg.fps, size=cfg.clip_size, clip_frames=cfg.clip_frames, input_fps=input_fps)
-    choose, refine = rate_control(loaded, chosen, effort)
+    choose, refine = rate_control(loaded, chosen, effort, stream_codec)
     indices = encode_clips(loaded, stream, batch_size, progress, choose=choose, refine=refine)
     return codes_to_bytes(loaded, indices, stream.frame_count, stream.info, codec=stream_codec, level=codec_level,
                           quality=chosen)  # fmt: skip
@@ -275,9 +279,10 @@ class Targeted(NamedTuple):
 def encode_to_target(
     source: str | Path, loaded: LoadedModel, target: Target, *, batch_size: int = DEFAULT_BATCH,
     input_fps: float | None = None, progress: Progress | None = None, effort: int = 0,
+    codec: StreamCodec = StreamCodec.PRIOR,
 ) -> Targeted:  # fmt: skip
-    """Read ``source`` as the model's clips once, then encode them (context coder) at the lambdas of a search
-    (``target.search``) until the file lands within its tolerance of ``target``."""
+    """Read ``source`` as the model's clips once, then encode them (with ``codec``, prior or context) at the
+    lambdas of a search (``target.search``) until the file lands within its tolerance of ``target``."""
     cfg = loaded.model.config
     stream = iter_clips(source, fps=cfg.fps, size=cfg.clip_size, clip_frames=cfg.clip_frames, input_fps=input_fps)
     with ClipSpool(stream) as clips:
@@ -286,9 +291,10 @@ def encode_to_target(
 
         def rate_at(rd_lambda: float) -> tuple[float, tuple[Header, bytes]]:
             chosen = lambda_preset(rd_lambda)
-            choose, refine = rate_control(loaded, chosen, effort)
+            choose, refine = rate_control(loaded, chosen, effort, codec)
             indices = encode_clips(loaded, clips, batch_size, progress, choose=choose, refine=refine)
-            header, data = codes_to_bytes(loaded, indices, stream.frame_count, stream.info, quality=chosen)
+            header, data = codes_to_bytes(loaded, indices, stream.frame_count, stream.info, codec=codec,
+                                          quality=chosen)  # fmt: skip
             return file_bpp(len(data), header), (header, data)
 
         outcome = search(rate_at, target)
@@ -309,79 +315,25 @@ def codes_to_bytes(
     ``quality``: the rate-control preset that chose them, recorded in the header."""
     stream_codec, codec_level = parse_codec(codec, level)
     chosen = check_rate_control(quality, 0, stream_codec)
-    if stream_codec != StreamCodec.CONTEXT:
+    if stream_codec not in RANGE_CODED:
         header = make_header(loaded.model.config, loaded.model_id, frame_count, source, codec=stream_codec,
                              level=codec_level)  # fmt: skip
         return header, to_bytes(header, indices)
-    entropy, coders = entropy_model(loaded)
+    coder = range_coder(loaded, stream_codec)
     header = make_header(loaded.model.config, loaded.model_id, frame_count, source, codec=stream_codec,
-                         level=codec_level, entropy_id=entropy.entropy_id, quality=chosen.id,
+                         level=codec_level, entropy_id=coder.model_id, quality=chosen.id,
                          rd_lambda=chosen.rd_lambda)  # fmt: skip
-    if len(indices) != len(coders) or any(np.asarray(a).shape != (header.n_clips, *lv.grid)
-                                          for a, lv in zip(indices, header.levels)):  # fmt: skip
+    if len(indices) != len(header.levels) or any(np.asarray(a).shape != (header.n_clips, *lv.grid)
+                                                 for a, lv in zip(indices, header.levels)):  # fmt: skip
         raise UsageError("the index arrays do not match the model's levels")
-    return header, to_bytes(header, streams=[coder.encode(a) for coder, a in zip(coders, indices)])
-
-
-# ---- the entropy model -----------------------------------------------------------------------------------
-
-_ENTROPY: dict[tuple[str, int, int], tuple[EntropyModel, tuple[LevelCoder, ...]]] = {}
-
-
-def entropy_model(loaded: LoadedModel) -> tuple[EntropyModel, tuple[LevelCoder, ...]]:
-    """The context model that belongs to ``loaded`` (the sidecar beside its weights file) and a coder per
-    level; WeightsError if there is none, or it was fitted for other weights."""
-    if loaded.path is None:
-        raise WeightsError("these weights were not loaded from a file, so they have no entropy model: use codec zstd")
-    path = sidecar_path(loaded.path)
-    try:
-        stat = path.stat()
-    except OSError:
-        raise WeightsError(
-            f"no entropy model beside {loaded.path} (expected {path.name}): fit one with 'msvq fit-entropy "
-            f"{loaded.path} --data DIR', or use codec zstd"
-        ) from None
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _ENTROPY:
-        entropy = load_entropy(path)
-        if entropy.model_id != loaded.model_id:
-            raise WeightsError(
-                f"{path} was fitted for model {entropy.model_id.hex()}, not for the weights beside it (model "
-                f"{loaded.model_id.hex()}): refit it with 'msvq fit-entropy {loaded.path} --data DIR'"
-            )
-        levels = levels_of(loaded.model.config)
-        if tuple(t.codebook_size for t in entropy.levels) != tuple(lv.codebook_size for lv in levels):
-            raise WeightsError(f"{path} does not match its weights' codebooks")
-        while len(_ENTROPY) >= 4:  # a few at a time (bench compares models); a refit is a new key
-            del _ENTROPY[next(iter(_ENTROPY))]
-        _ENTROPY[key] = (entropy, tuple(LevelCoder(t) for t in entropy.levels))
-    return _ENTROPY[key]
+    return header, to_bytes(header, streams=coder.encode([np.asarray(a) for a in indices]))
 
 
 def container_indices(container: Container, loaded: LoadedModel) -> tuple[np.ndarray, ...]:
-    """The index grids of a container: as read for zstd / DEFLATE, range-decoded for context streams."""
+    """The index grids of a container: as read for zstd / DEFLATE, range-decoded for context and prior streams."""
     if container.indices is not None:
         return container.indices
-    entropy, coders = _check_entropy(container.header, loaded)
-    header = container.header
-    return tuple(
-        coder.decode(stream, (header.n_clips, *lv.grid), f"level {i} stream")
-        for i, (coder, stream, lv) in enumerate(zip(coders, container.streams, header.levels))
-    )
-
-
-def _check_entropy(header: Header, loaded: LoadedModel) -> tuple[EntropyModel, tuple[LevelCoder, ...]]:
-    """The entropy model a context-coded file needs; WeightsMismatch naming both IDs if it is not the one the
-    file was coded with."""
-    entropy, coders = entropy_model(loaded)
-    if header.entropy_id != entropy.entropy_id:
-        raise WeightsMismatch(
-            f"this file was coded with entropy model {header.entropy_id.hex()}, but the loaded weights' entropy "
-            f"model is {entropy.entropy_id.hex()} (model {loaded.model_id.hex()}): load the weights and entropy "
-            "model it was made with",
-            option="weights",
-        )
-    return entropy, coders
+    return check_range_model(container.header, loaded).decode(container.header, container.streams)
 
 
 def check_compatible(header: Header, loaded: LoadedModel) -> None:
@@ -397,8 +349,8 @@ def check_compatible(header: Header, loaded: LoadedModel) -> None:
         cfg.clip_frames, cfg.clip_size, cfg.clip_size, cfg.fps
     ):  # fmt: skip
         raise FormatError("the file's grids, clip shape or frame rate do not match its model's configuration")
-    if header.codec == StreamCodec.CONTEXT:
-        _check_entropy(header, loaded)
+    if header.codec in RANGE_CODED:
+        check_range_model(header, loaded)
 
 
 def decode_frames(

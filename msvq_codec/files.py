@@ -20,11 +20,12 @@ from typing import Any
 
 from msvq_codec.codec import (
     DEFAULT_BATCH, DEFAULT_CODEC, MAX_READ_BYTES, Progress, check_compatible, check_rate_control, decode_frames,
-    encode_to_bytes, encode_to_target, entropy_model, file_bpp, file_kbps, load_model, parse_codec, raw_bytes,
+    encode_to_bytes, encode_to_target, file_bpp, file_kbps, load_model, parse_codec, raw_bytes,
     read_bytes, read_file, target_of,
 )  # fmt: skip
 from msvq_codec.config import ModelConfig
-from msvq_codec.container import QUALITY_PRESETS, Header, StreamCodec, read_header
+from msvq_codec.coders import range_coder
+from msvq_codec.container import QUALITY_PRESETS, RANGE_CODED, Header, StreamCodec, read_header
 from msvq_codec.errors import MsvqError, UsageError
 from msvq_codec.model.weights import LoadedModel
 from msvq_codec.outputs import atomic_output, check_target, is_stdio, read_stdin, stdout
@@ -96,8 +97,8 @@ def encode_video(
     target = target_of(ModelConfig(), target_bpp, target_kbps, quality, stream_codec)
     info = probe(input, input_fps)  # fail fast on a bad input, before the model loads
     loaded = model or load_model(weights, device)
-    if stream_codec == StreamCodec.CONTEXT:
-        entropy_model(loaded)  # fail fast without an entropy model, before the video is read
+    if stream_codec in RANGE_CODED:
+        range_coder(loaded, stream_codec)  # fail fast without its model, before the video is read
     note = None
     if target is None:
         header, data = encode_to_bytes(
@@ -105,9 +106,9 @@ def encode_video(
             quality=quality, effort=effort,
         )  # fmt: skip
     else:
-        target = target_of(loaded.model.config, target_bpp, target_kbps)
+        target = target_of(loaded.model.config, target_bpp, target_kbps, codec=stream_codec)
         header, data, outcome = encode_to_target(input, loaded, target, batch_size=batch_size, input_fps=input_fps,
-                                                 progress=progress, effort=effort)  # fmt: skip
+                                                 progress=progress, effort=effort, codec=stream_codec)  # fmt: skip
         note = outcome.note
     if to_stdout:
         with stdout() as stream:

@@ -39,6 +39,8 @@ from torch import Tensor
 from msvq_codec.container import QUALITY_PRESETS
 from msvq_codec.entropy import LevelCoder
 from msvq_codec.entropy.context import N_COUNT, N_STATIC, rows_of
+from msvq_codec.entropy.prior import Context, one_thread, pass_map, tokens, upsample_parent
+from msvq_codec.entropy.prior_coder import PriorCoder
 from msvq_codec.entropy.tables import CAND_BITS, ESCAPE_BITS
 from msvq_codec.errors import UsageError
 
@@ -237,13 +239,68 @@ class RdChooser:
         return frames[2:]
 
 
-def chooser(coders: dict[str, LevelCoder], quality: str | Preset) -> RdChooser | None:
-    """The chooser of one file at ``quality`` (None for lambda 0: the model's nearest codes)."""
+class PriorChooser:
+    """The ``Chooser`` of one file coded with the learned prior: per batch, per level (top first), each latent
+    frame in file order, pass by pass (``entropy.prior.pass_map``), every position's code minimising ``J``
+    with ``bits(e)`` the prior's exact ``-log2 p`` given the codes chosen before it (earlier frames, earlier
+    passes, and for the bottom the chosen top). One greedy pass: the prior already gives every code's bits."""
+
+    def __init__(self, coders: dict[str, PriorCoder], rd_lambda: float, weights: dict[str, float] | None = None):
+        self.coders = coders
+        self.order = list(coders)  # coarse first: a level's parent is the one before it
+        self.rd_lambda = float(rd_lambda)
+        self.weights = weights or dict.fromkeys(coders, BOTTOM_WEIGHT)
+        self.history: dict[str, np.ndarray] = {}  # level -> [2, h, w]: the two latent frames before the batch
+        self.last: dict[str, np.ndarray] = {}  # level -> the batch's chosen grid [b, t, h, w]
+        self.spent: dict[str, float] = dict.fromkeys(coders, 0.0)  # bits of the chosen codes (as the coder will)
+
+    def __call__(self, level: str, z: Tensor, embed: Tensor) -> Tensor:
+        b, d, t, h, w = z.shape
+        coder = self.coders[level]
+        cfg = coder.cfg
+        flat = z.float().permute(0, 2, 3, 4, 1).reshape(b * t, h * w, d)  # [F, n, d]: latent frames, file order
+        embed = embed.float()
+        dist = (flat.pow(2).sum(-1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1))  # [F, n, K]
+        distortion = (self.weights[level] * dist.clamp_min_(0)).cpu().numpy().astype(np.float64)
+        i = self.order.index(level)
+        parent = upsample_parent(self.last[self.order[i - 1]], (b, t, h, w)) if cfg.parent_size else None
+        none = np.full((h, w), cfg.codebook_size, np.int64)
+        frames = np.concatenate([self.history.get(level, np.stack([none, none])), np.empty((b * t, h, w), np.int64)])
+        sels = [pass_map(cfg.passes, h, w) == p for p in range(cfg.passes)]
+        with one_thread():
+            self._choose(coder, distortion, frames, parent, sels, level, t)
+        self.history[level] = frames[-2:]
+        self.last[level] = frames[2:].reshape(b, t, h, w)
+        return torch.from_numpy(frames[2:].reshape(b, t, h, w)).to(z.device)
+
+    def _choose(self, coder: PriorCoder, distortion: np.ndarray, frames: np.ndarray, parent: np.ndarray | None,
+                sels: list[np.ndarray], level: str, t: int) -> None:
+        """Fill ``frames[2:]`` (``[F, h, w]`` after the two frames of history) with the chosen codes."""
+        cfg = coder.cfg
+        h, w = frames.shape[1:]
+        for f in range(frames.shape[0] - 2):
+            cur = np.full((1, h, w), cfg.codebook_size + 1, np.int64)
+            ctx = Context(frames[f + 1][None], frames[f][None], cur, np.array([f % t]),
+                          parent[f : f + 1] if parent is not None else None)  # fmt: skip
+            for p, sel in enumerate(sels):
+                freq = coder.prior.frequencies(tokens(cfg, ctx, p)[0][sel]).astype(np.float64)  # [n_p, K]
+                bits = np.log2(freq.sum(1, keepdims=True)) - np.log2(freq)
+                choice = (distortion[f][sel.reshape(-1)] + self.rd_lambda * bits).argmin(1)
+                cur[0][sel] = choice
+                self.spent[level] += float(bits[np.arange(len(choice)), choice].sum())
+            frames[f + 2] = cur[0]
+
+
+def chooser(coders: dict[str, LevelCoder] | dict[str, PriorCoder], quality: str | Preset) -> RdChooser | PriorChooser | None:
+    """The chooser of one file at ``quality`` for the codec of ``coders`` (the context model's or the prior's);
+    None for lambda 0: the model's nearest codes."""
     chosen = preset(quality)
     if chosen.rd_lambda == 0:
         return None
+    if all(isinstance(c, PriorCoder) for c in coders.values()):
+        return PriorChooser(coders, chosen.rd_lambda)
     return RdChooser(coders, chosen.rd_lambda, chosen.passes)
 
 
 __all__ = ["BOTTOM_WEIGHT", "DEFAULT_QUALITY", "PRESETS", "QUALITY_NAMES", "TARGET_ID", "LevelCosts", "Preset",
-           "RdChooser", "chooser", "lambda_preset", "lookahead_bits", "preset"]  # fmt: skip
+           "PriorChooser", "RdChooser", "chooser", "lambda_preset", "lookahead_bits", "preset"]  # fmt: skip

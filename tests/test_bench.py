@@ -332,20 +332,23 @@ def test_cli_bench_missing_weights_and_bad_options_are_one_line_errors(tmp_path,
 
 
 def test_every_coder_has_its_bits_per_level_and_speed(weights, clip_npy):
-    """A row per coder (context, zstd, DEFLATE) with stream bits per level next to the context model's ideal
-    code length, per clip and per video, and each coder's speed from the same run."""
+    """A row per coder (prior, context, zstd, DEFLATE) with stream bits per level next to the two models' ideal
+    code lengths, per clip and per video, and each coder's speed from the same run."""
     from msvq_codec.bench.report import coders_table
 
     result = run_bench(options([clip_npy], weights))
     for mode in ("per-clip", "per-video"):
         p = result.point("msvq:tiny", mode)
-        assert set(p.level_bits_per_index) == {"context", "zstd", "deflate", "ideal"}
+        assert set(p.level_bits_per_index) == {"prior", "context", "zstd", "deflate", "ideal prior", "ideal context"}
         assert all(len(v) == 2 for v in p.level_bits_per_index.values())
-        ctx, ideal = p.level_bits_per_index["context"], p.level_bits_per_index["ideal"]
-        assert all(c >= i - 64 / 256 for c, i in zip(ctx, ideal))  # the coder's state: at most 64 bits a stream
-        assert p.bpp_zstd > 0 and p.bpp_deflate > 0 and p.bpp > 0
+        for coder in ("prior", "context"):
+            got, ideal = p.level_bits_per_index[coder], p.level_bits_per_index[f"ideal {coder}"]
+            assert all(c >= i - 64 / 256 for c, i in zip(got, ideal))  # the coder's state: at most 64 bits a stream
+            # and within 2 % of it (plus the coder's final word): constriction's fixed point costs little
+            assert all(c <= 1.02 * i + 64 / 256 for c, i in zip(got, ideal))
+        assert p.bpp_zstd > 0 and p.bpp_deflate > 0 and p.bpp > 0 and p.bpp_context > 0
     model = result.models[0]
-    assert set(model.coders) == {"context", "zstd", "deflate"} and model.entropy_id
-    assert model.coders["context"]["encode_fps"] == pytest.approx(model.encode_fps)
+    assert set(model.coders) == {"prior", "context", "zstd", "deflate"} and model.entropy_id and model.prior_id
+    assert model.coders["prior"]["encode_fps"] == pytest.approx(model.encode_fps)
     assert all(c["decode_fps"] > 0 and c["entropy_decode_ms_per_clip"] >= 0 for c in model.coders.values())
-    assert coders_table(result).row_count == 2 * 4
+    assert coders_table(result).row_count == 2 * 6

@@ -103,7 +103,7 @@ def test_json_outputs(tmp_path, env):
     res = run("info", tmp_path / "j.msvq", "--json")
     assert res.exit_code == 0
     info = json.loads(res.stdout)
-    assert info["frame_count"] == 45 and info["n_clips"] == 2 and info["codec"] == "context"  # msvq encode's default
+    assert info["frame_count"] == 45 and info["n_clips"] == 2 and info["codec"] == "prior"  # msvq encode's default
     assert info["bytes"] == enc["bytes"] and [lv["codebook_size"] for lv in info["levels"]] == [32, 32]
     assert (info["source_width"], info["source_height"]) == (56, 40)
 
@@ -353,7 +353,7 @@ def test_rate_control_usage_errors_are_one_line(env, tmp_path):
     folder.mkdir()
     np.save(folder / "a.npy", np.load(env["npy"]))
     for args, fragment in (
-        (["--quality", "high", "--codec", "zstd"], "--quality high needs codec context"),
+        (["--quality", "high", "--codec", "zstd"], "--quality high needs codec prior or context"),
         (["--quality", "best"], "--quality must be one of max, high, medium, low, lowest"),
         (["--effort", "-1"], "--effort must be an integer in 0..1000"),
     ):

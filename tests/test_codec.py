@@ -25,7 +25,7 @@ from test_files import make_npy
 # ---- the round trip ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["context", "zstd", "deflate"])
+@pytest.mark.parametrize("name", ["prior", "context", "zstd", "deflate"])
 def test_indices_bit_exact_through_bytes(tmp_path, loaded, name):
     src = make_npy(tmp_path / "v.npy", 70)
     clips = list(iter_clips(src))
@@ -38,9 +38,10 @@ def test_indices_bit_exact_through_bytes(tmp_path, loaded, name):
     for got, want in zip(indices, direct):
         assert got.shape == want.shape
         np.testing.assert_array_equal(got, want)
-    if name == "context":  # the streams come back as stored, and code the indices to the very same bytes
-        assert codec.codes_to_bytes(loaded, indices, 70, probe(src))[1] == data
-        assert container.indices is None and header.entropy_id == codec.entropy_model(loaded)[0].entropy_id
+    if name in ("prior", "context"):  # the streams come back as stored, and code the indices to the same bytes
+        assert codec.codes_to_bytes(loaded, indices, 70, probe(src), codec=name)[1] == data
+        assert container.indices is None and header.entropy_id == codec.range_coder(loaded, header.codec).model_id
+        assert container.version == (3 if name == "prior" else 2)
     else:
         assert to_bytes(container.header, container.indices) == data  # and back to the very same bytes
     assert header.model_id == loaded.model_id

@@ -70,6 +70,7 @@ LAYOUT = {
     2: dict(model_id=10, entropy_id=26, source_fps=42, source_width=50, frame_count=58, fps=62, clip_frames=70,
             n_clips=76, codec=80, codec_level=81, quality=82, rd_lambda=83, n_levels=87, levels=88, length="<I"),
 }
+LAYOUT[3] = LAYOUT[2]  # version 3 only adds codec 4 (prior)
 
 
 def header_size(n_levels: int, version: int = FORMAT_VERSION) -> int:
@@ -164,8 +165,16 @@ GOLDEN_CONTEXT = bytes.fromhex(
     "0000040004000400000400008a61cc9c04000000010203040800000005060708"
     "090a0b0c51278ecd"
 )
-GOLDENS = {"v2": GOLDEN, "v1": GOLDEN_V1, "v2-context": GOLDEN_CONTEXT}
-VERSION_OF = {"v2": 2, "v1": 1, "v2-context": 2}
+# The same streams in a prior-coded file (codec 4): format version 3.
+GOLDEN_PRIOR = bytes.fromhex(
+    "894d5356510d0a1a0300000102030405060708090a0b0c0d0e0f101112131415"
+    "161718191a1b1c1d1e1fb81e85eb51f83d4040010000f0000000140000000000"
+    "000000003040200040004000010000000400030000803e020200020002000002"
+    "00000400040004000004000044545aed04000000010203040800000005060708"
+    "090a0b0c51278ecd"
+)
+GOLDENS = {"v2": GOLDEN, "v1": GOLDEN_V1, "v2-context": GOLDEN_CONTEXT, "v3-prior": GOLDEN_PRIOR}
+VERSION_OF = {"v2": 2, "v1": 1, "v2-context": 2, "v3-prior": 3}
 
 # ---------------------------------------------------------------------------------------- round trips
 
@@ -238,10 +247,25 @@ def test_golden_context_read():
     assert got.indices is None and list(got.streams) == GOLDEN_CONTEXT_STREAMS
 
 
+def test_golden_prior_bytes_written_and_read():
+    header = context_header(codec=StreamCodec.PRIOR)
+    assert to_bytes(header, streams=GOLDEN_CONTEXT_STREAMS) == GOLDEN_PRIOR
+    got = from_bytes(GOLDEN_PRIOR)
+    assert got.header == header and got.version == 3
+    assert got.indices is None and list(got.streams) == GOLDEN_CONTEXT_STREAMS
+    # version 3 differs from the context file only in the version, the codec id and the checksums
+    assert struct.unpack_from("<H", GOLDEN_PRIOR, 8) == (3,) and GOLDEN_PRIOR[80] == StreamCodec.PRIOR == 4
+
+
+def test_the_writer_writes_the_lowest_version_that_holds_the_file():
+    assert from_bytes(GOLDEN).version == 2 and from_bytes(GOLDEN_CONTEXT).version == 2
+    assert from_bytes(GOLDEN_PRIOR).version == 3 == FORMAT_VERSION
+
+
 def test_a_version_1_file_reads_as_version_2_without_rate_control_or_entropy_model():
     header = from_bytes(GOLDEN_V1).header
     assert (header.entropy_id, header.quality, header.rd_lambda) == (NO_ENTROPY_ID, 0, 0.0)
-    assert READ_VERSIONS == (1, 2) and FORMAT_VERSION == 2
+    assert READ_VERSIONS == (1, 2, 3) and FORMAT_VERSION == 3
     # and written again it is a version 2 file of the same header and indices
     again = from_bytes(to_bytes(header, from_bytes(GOLDEN_V1).indices))
     assert again.version == 2 and again.header == header
@@ -250,7 +274,7 @@ def test_a_version_1_file_reads_as_version_2_without_rate_control_or_entropy_mod
 def test_fields_sit_at_their_documented_offsets():
     data = GOLDEN_CONTEXT
     assert data[0:8] == MAGIC == b"\x89MSVQ\r\n\x1a"
-    assert struct.unpack_from("<H", data, 8) == (FORMAT_VERSION,) == (2,)
+    assert struct.unpack_from("<H", data, 8) == (2,)
     assert data[10:26] == bytes(range(16))
     assert data[26:42] == bytes(range(16, 32))
     assert struct.unpack_from("<d", data, 42) == (29.97,)
@@ -298,9 +322,9 @@ def test_version_1_fields_sit_at_their_documented_offsets():
 
 
 def test_codec_ids_and_defaults_are_fixed():
-    assert (StreamCodec.ZSTD, StreamCodec.DEFLATE, StreamCodec.CONTEXT) == (1, 2, 3)
+    assert (StreamCodec.ZSTD, StreamCodec.DEFLATE, StreamCodec.CONTEXT, StreamCodec.PRIOR) == (1, 2, 3, 4)
     assert default_level(StreamCodec.ZSTD) == 19 and default_level(StreamCodec.DEFLATE) == 9
-    assert default_level(StreamCodec.CONTEXT) == 0
+    assert default_level(StreamCodec.CONTEXT) == 0 == default_level(StreamCodec.PRIOR)
 
 
 @pytest.mark.parametrize(
@@ -465,7 +489,7 @@ def test_writer_rejects_bad_headers(overrides, message):
 
 def test_writer_rejects_bad_context_files():
     header = context_header()
-    with pytest.raises(UsageError, match="needs the entropy model's ID"):
+    with pytest.raises(UsageError, match="needs its model's ID"):
         to_bytes(context_header(entropy_id=NO_ENTROPY_ID), streams=GOLDEN_CONTEXT_STREAMS)
     with pytest.raises(UsageError, match="codec level 1 is out of range 0..0"):
         to_bytes(context_header(codec_level=1), streams=GOLDEN_CONTEXT_STREAMS)
@@ -550,7 +574,7 @@ def _v(version: int, field: str) -> int:
     return LAYOUT[version][field]
 
 
-G1, G2, GC = GOLDEN_V1, GOLDEN, GOLDEN_CONTEXT
+G1, G2, GC, GP = GOLDEN_V1, GOLDEN, GOLDEN_CONTEXT, GOLDEN_PRIOR
 MALFORMED = [
     (G2 + b"\x00", "trailing bytes"),
     (G1 + b"\x00", "trailing bytes"),
@@ -558,17 +582,22 @@ MALFORMED = [
     (b"\x89MSV", "truncated"),
     (b"PK\x03\x04" + G2[4:], "bad magic"),
     (b"\x89MSVQ\n\x1a\n" + G2[8:], "bad magic"),
-    (G2[:8] + b"\x03\x00" + G2[10:], "unsupported .msvq format version 3 \\(this reader knows 1 and 2\\)"),
+    (G2[:8] + b"\x04\x00" + G2[10:], "unsupported .msvq format version 4 \\(this reader knows 1, 2 and 3\\)"),
     (G2[:8] + b"\x00\x00" + G2[10:], "unsupported .msvq format version 0"),
     (patch(G1, (64, "<B", 3)), "unknown stream codec id 3 in a version 1 file"),
-    (patch(G2, (80, "<B", 4)), "unknown stream codec id 4"),
+    (patch(G2, (80, "<B", 4)), "unknown stream codec id 4 in a version 2 file"),
+    (patch(G2, (80, "<B", 5)), "unknown stream codec id 5"),
+    (patch(GP, (80, "<B", 5)), "unknown stream codec id 5"),
+    (patch(GP, (81, "<B", 1)), "codec level 1 is out of range 0..0 for prior"),
+    (patch(GP, (26, "16s", bytes(16))), "needs its model's ID"),
+    (patch(GP, (116, "<I", 0)), "last word is zero"),
     (patch(G2, (80, "<B", 0)), "unknown stream codec id 0"),
     (patch(G1, (64, "<B", 0)), "unknown stream codec id 0"),
     (patch(G2, (81, "<B", 10)), "codec level 10 is out of range 0..9"),
     (patch(G1, (65, "<B", 10)), "codec level 10 is out of range 0..9"),
     (patch(G2, (80, "<BB", StreamCodec.ZSTD, 23)), "codec level 23 is out of range 1..22"),
     (patch(GC, (81, "<B", 1)), "codec level 1 is out of range 0..0 for context"),
-    (patch(GC, (26, "16s", bytes(16))), "needs the entropy model's ID"),
+    (patch(GC, (26, "16s", bytes(16))), "needs its model's ID"),
     (patch(G2, (26, "16s", b"\x01" * 16)), "entropy_id must be all zero with codec deflate"),
     (patch(G2, (82, "<Bf", 0, 1.0)), "rd_lambda must be 0 with quality 0"),
     (patch(GC, (83, "<f", -1.0)), "rd_lambda must be a finite number >= 0"),

@@ -21,6 +21,7 @@ from msvq_codec.container import NO_ENTROPY_ID, Header, LevelInfo, StreamCodec, 
 from msvq_codec.entropy import EntropyModel, LevelCoder, load_entropy, save_entropy, sidecar_path
 from msvq_codec.entropy.context import all_rows, frames_of, n_rows, rows_of
 from msvq_codec.entropy.fit import fit_level, fit_model, quantise_escape, quantise_row
+from msvq_codec.entropy.prior_file import load_prior, prior_path
 from msvq_codec.entropy.tables import CAND_BITS, ENTROPY_FORMAT, ESCAPE_BITS, LevelTables
 from msvq_codec.errors import FormatError, UsageError, WeightsError, WeightsMismatch
 from msvq_codec.model.weights import load_weights
@@ -326,19 +327,19 @@ def tiny(tmp_path_factory):
     return d, weights, load_weights(weights)
 
 
-def test_context_is_the_default_and_decodes_to_the_same_frames_as_zstd(tiny):
+def test_prior_is_the_default_and_every_codec_decodes_to_the_same_frames(tiny):
     d, weights, loaded = tiny
     results = {}
-    for name in ("context", "zstd", "deflate"):
-        kwargs = {} if name == "context" else {"codec": name}
+    for name in ("prior", "context", "zstd", "deflate"):
+        kwargs = {} if name == "prior" else {"codec": name}
         r = files.encode_video(d / "v.npy", d / f"{name}.msvq", model=loaded, force=True, **kwargs)
         header = files.info(d / f"{name}.msvq")
         assert header.codec.name.lower() == name
-        assert (header.entropy_id != NO_ENTROPY_ID) == (name == "context")
+        assert (header.entropy_id != NO_ENTROPY_ID) == (name in ("prior", "context"))
         results[name] = (r.bytes, np.stack(list(codec.decode_frames(codec.read_file(d / f"{name}.msvq"), loaded))))
-    for name in ("zstd", "deflate"):
-        np.testing.assert_array_equal(results[name][1], results["context"][1])
-    assert results["context"][1].shape[0] == 70
+    for name in ("context", "zstd", "deflate"):
+        np.testing.assert_array_equal(results[name][1], results["prior"][1])
+    assert results["prior"][1].shape[0] == 70
 
 
 def test_without_an_entropy_model_context_is_refused_and_zstd_works(tiny, tmp_path):
@@ -346,6 +347,8 @@ def test_without_an_entropy_model_context_is_refused_and_zstd_works(tiny, tmp_pa
     bare = make_tiny_weights(tmp_path / "bare.safetensors", entropy=False)
     loaded = load_weights(bare)
     with pytest.raises(WeightsError, match="no entropy model beside .*msvq fit-entropy.*zstd"):
+        files.encode_video(d / "v.npy", tmp_path / "out.msvq", model=loaded, codec="context")
+    with pytest.raises(WeightsError, match="no prior beside .*msvq fit-entropy .*--only prior.*zstd"):
         files.encode_video(d / "v.npy", tmp_path / "out.msvq", model=loaded)
     assert not list(tmp_path.glob("out*"))
     files.encode_video(d / "v.npy", tmp_path / "out.msvq", model=loaded, codec="zstd")
@@ -353,7 +356,7 @@ def test_without_an_entropy_model_context_is_refused_and_zstd_works(tiny, tmp_pa
     # a context file made with the twin weights cannot be decoded by these, which have no entropy model
     twin = load_weights(make_tiny_weights(tmp_path / "twin.safetensors"))
     assert twin.model_id == loaded.model_id
-    files.encode_video(d / "v.npy", tmp_path / "ctx.msvq", model=twin)
+    files.encode_video(d / "v.npy", tmp_path / "ctx.msvq", model=twin, codec="context")
     with pytest.raises(WeightsError, match="no entropy model beside"):
         files.decode_file(tmp_path / "ctx.msvq", tmp_path / "out.npy", model=loaded)
     assert not (tmp_path / "out.npy").exists()
@@ -363,7 +366,7 @@ def test_a_refit_keeps_the_model_id_and_refuses_files_of_the_old_fit(tiny, tmp_p
     d, _, _ = tiny
     weights = make_tiny_weights(tmp_path / "w.safetensors")
     loaded = load_weights(weights)
-    files.encode_video(d / "v.npy", tmp_path / "old.msvq", model=loaded)
+    files.encode_video(d / "v.npy", tmp_path / "old.msvq", model=loaded, codec="context")
     files.encode_video(d / "v.npy", tmp_path / "old-zstd.msvq", model=loaded, codec="zstd")
     old_id = files.info(tmp_path / "old.msvq").entropy_id
     save_entropy(sidecar_path(weights), tiny_entropy(loaded.model, loaded.model_id, seed=7))  # a refit
@@ -375,7 +378,7 @@ def test_a_refit_keeps_the_model_id_and_refuses_files_of_the_old_fit(tiny, tmp_p
         files.decode_file(tmp_path / "old.msvq", tmp_path / "a.npy", model=again)
     assert not (tmp_path / "a.npy").exists()
     files.decode_file(tmp_path / "old-zstd.msvq", tmp_path / "b.npy", model=again)  # zstd files keep decoding
-    files.encode_video(d / "v.npy", tmp_path / "new.msvq", model=again)
+    files.encode_video(d / "v.npy", tmp_path / "new.msvq", model=again, codec="context")
     assert files.info(tmp_path / "new.msvq").entropy_id == new_id
 
 
@@ -385,12 +388,17 @@ def test_an_entropy_model_of_other_weights_is_refused(tiny, tmp_path):
     (tmp_path / "o.entropy.safetensors").write_bytes(sidecar_path(weights).read_bytes())  # the wrong one
     other_loaded = load_weights(other)
     with pytest.raises(WeightsError, match=f"fitted for model {loaded.model_id.hex()}.*{other_loaded.model_id.hex()}"):
-        files.encode_video(d / "v.npy", tmp_path / "x.msvq", model=other_loaded)
+        files.encode_video(d / "v.npy", tmp_path / "x.msvq", model=other_loaded, codec="context")
+    (tmp_path / "o.prior.safetensors").write_bytes(prior_path(weights).read_bytes())  # and the prior
+    again = load_weights(other)
+    with pytest.raises(WeightsError, match=f"fitted for model {loaded.model_id.hex()}.*--only prior"):
+        files.encode_video(d / "v.npy", tmp_path / "x.msvq", model=again)
+    assert not (tmp_path / "x.msvq").exists()
 
 
 def test_a_corrupted_context_stream_is_one_clean_error_through_the_codec(tiny, tmp_path):
     d, weights, loaded = tiny
-    data = codec.encode_to_bytes(d / "v.npy", loaded)[1]
+    data = codec.encode_to_bytes(d / "v.npy", loaded, codec="context")[1]
     container = from_bytes(data)
     header = container.header
     bad_streams = [container.streams[0], bytes(4) + b"\x01\x00\x00\x00" + container.streams[1][8:]]
@@ -420,15 +428,21 @@ def test_fit_entropy_command(tiny, tmp_path):
     assert f"entropy model ID {model.entropy_id.hex()}" in res.stdout
     assert model.provenance["fitted_on"]["held_out_videos"] == ["v3.npy"]
     assert model.provenance["fitted_on"]["training_clips"] == 6  # 2 full clips of each of 3 videos
-    # and what it wrote codes a file
-    out = runner.invoke(app, ["-q", "encode", str(d / "v.npy"), str(tmp_path / "x.msvq"), "--weights", str(weights)])
-    assert out.exit_code == 0 and files.info(tmp_path / "x.msvq").entropy_id == model.entropy_id
+    prior = load_prior(prior_path(weights))  # and the prior, on the same clips
+    assert prior.model_id == model.model_id and f"prior ID {prior.prior_id.hex()}" in res.stdout
+    assert prior.provenance["fitted_on"] == model.provenance["fitted_on"]
+    # and what it wrote codes a file with each
+    for name, want in (("prior", prior.prior_id), ("context", model.entropy_id)):
+        out = runner.invoke(app, ["-q", "encode", str(d / "v.npy"), str(tmp_path / f"{name}.msvq"), "--weights",
+                                  str(weights), "--codec", name])  # fmt: skip
+        assert out.exit_code == 0 and files.info(tmp_path / f"{name}.msvq").entropy_id == want
 
 
 @pytest.mark.parametrize("args, fragment", [
     (["fit-entropy", "{missing}", "--data", "{tmp}"], "no weights file at"),
     (["fit-entropy", "{weights}", "--data", "{missing}"], "is not a folder"),
-    (["encode", "{video}", "{tmp}/o.msvq", "--codec", "lzma"], "codec must be context, zstd or deflate"),
+    (["encode", "{video}", "{tmp}/o.msvq", "--codec", "lzma"], "codec must be prior, context, zstd or deflate"),
+    (["fit-entropy", "{weights}", "--data", "{tmp}", "--only", "both"], "--only must be context or prior"),
     (["encode", "{video}", "{tmp}/o.msvq", "--codec", "context", "--level", "3"], "level for context must be"),
 ])  # fmt: skip
 def test_cli_refusals_are_one_line(tiny, tmp_path, args, fragment):
@@ -446,7 +460,7 @@ def test_info_shows_the_entropy_model(tiny):
     files.encode_video(d / "v.npy", d / "info.msvq", model=loaded, force=True)
     res = runner.invoke(app, ["info", str(d / "info.msvq"), "--json"])
     shown = json.loads(res.stdout)
-    assert shown["codec"] == "context" and shown["entropy_id"] == codec.entropy_model(loaded)[0].entropy_id.hex()
+    assert shown["codec"] == "prior" and shown["entropy_id"] == codec.prior_model(loaded)[0].prior_id.hex()
     assert shown["quality"] == 0 and shown["rd_lambda"] == 0.0
 
 
@@ -470,10 +484,11 @@ def test_export_fits_the_entropy_model_with_data_and_drops_a_stale_one_without(t
     res = runner.invoke(app, ["-q", "export", str(tmp_path / "c.pt"), str(out), "--data", str(data),
                               "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert load_entropy(sidecar_path(out)).model_id == load_weights(out).model_id
+    assert load_entropy(sidecar_path(out)).model_id == load_weights(out).model_id == load_prior(prior_path(out)).model_id
     # exporting other weights over them, without --data: the old entropy model is removed, not left to mislead
     other = {k: (v + 1 if k.startswith("quantizer_top.embed") else v) for k, v in state.items()}
     torch.save({**ckpt, "model": other}, tmp_path / "c2.pt")
     res = runner.invoke(app, ["export", str(tmp_path / "c2.pt"), str(out), "--force"])
     assert res.exit_code == 0, res.output
-    assert not sidecar_path(out).exists() and "removed" in res.stderr and "no entropy model yet" in res.stderr
+    assert not sidecar_path(out).exists() and not prior_path(out).exists() and "removed" in res.stderr
+    assert "no prior or entropy model yet" in res.stderr

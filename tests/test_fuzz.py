@@ -4,8 +4,9 @@ a 2 GiB address-space cap and a time bound.
 
 Every input must end in ``FormatError`` or in a container that passes the reader's own checks; nothing else
 (no MemoryError, OverflowError, ZeroDivisionError, struct.error ...) may escape. Files of format versions 1
-and 2 are crafted; the worker also range-decodes the streams of context-coded files (codec 3) whose codebook
-sizes the fuzz target has tables for, which must give ``FormatError`` or a grid of exactly the right shape.
+to 3 are crafted; the worker also range-decodes the streams of context-coded files (codec 3) whose codebook
+sizes the fuzz target has tables for, which must give ``FormatError`` or a grid of exactly the right shape
+(the prior's streams, codec 4, are decoded from damaged bytes in tests/test_prior.py).
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ from msvq_codec.errors import FormatError
 def decode_context(data):
     c = from_bytes(data)
     if c.indices is not None or sum(c.header.n_indices(i) for i in range(len(c.header.levels))) > DECODE_LIMIT:
+        return
+    if c.header.codec != 3:  # prior streams need a prior: tests/test_prior.py decodes damaged ones
         return
     for lv, stream in zip(c.header.levels, c.streams):
         if lv.codebook_size in CODERS:
@@ -218,7 +221,7 @@ def header_bytes(*, version=1, model_id=bytes(16), source_fps=25.0, source_width
     if n_clips is None:
         n_clips = -(-frame_count // clip_frames) if clip_frames else 1
     n_levels = len(levels) if n_levels is None else n_levels
-    layout = layout or (2 if version == 2 else 1)
+    layout = layout or (2 if version in (2, 3) else 1)
     if layout == 2:
         fields = FIELDS_V2.pack(model_id, entropy_id, source_fps, source_width, source_height, frame_count, fps,
                                 clip_frames, clip_height, clip_width, n_clips, codec, codec_level, quality,
@@ -237,7 +240,7 @@ def file_bytes(header: bytes, streams: list[bytes], lengths: list[int] | None = 
     """Streams after ``header``, with lengths in its version's format (u64 in version 1, u32 in 2; a length
     too large for a u32 is cut to its low 32 bits)."""
     lengths = [len(s) for s in streams] if lengths is None else lengths
-    v2 = header[8:10] == b"\x02\x00"
+    v2 = header[8:10] in (b"\x02\x00", b"\x03\x00")  # versions 2 and 3: u32 lengths
     pack = (lambda n: struct.pack("<I", n & 0xFFFFFFFF)) if v2 else (lambda n: struct.pack("<Q", n))
     body = header + b"".join(pack(n) + s for n, s in zip(lengths, streams))
     crc = zlib.crc32(body) if file_crc else zlib.crc32(body) ^ 1
@@ -340,6 +343,11 @@ NAMED_CASES.update({
     "v2: version 1 layout under version 2": file_bytes(header_bytes(version=2, layout=1), [zstd_rle(_N)]),
     "v2: version 2 layout under version 1": file_bytes(header_bytes(version=1, layout=2), [zstd_rle(_N)]),
     "v1: codec 3 (context is version 2 only)": file_bytes(header_bytes(codec=3, codec_level=0), [_W]),
+    "v2: codec 4 (prior is version 3 only)": file_bytes(header_bytes(**{**_C, "codec": 4}), [_W]),
+    "v3 prior: random words (framing only)": file_bytes(header_bytes(**{**_C, "version": 3, "codec": 4}),
+                                                        [bytes(range(1, 41))]),
+    "v3 prior: entropy_id all zero": file_bytes(header_bytes(**{**_C, "version": 3, "codec": 4,
+                                                                "entropy_id": bytes(16)}), [_W]),
     "context: entropy_id all zero": file_bytes(header_bytes(**{**_C, "entropy_id": bytes(16)}), [_W]),
     "context: codec level 1": file_bytes(header_bytes(**{**_C, "codec_level": 1}), [_W]),
     "context: empty stream (decodes to something or an error)": file_bytes(_HC, [b""]),
@@ -354,7 +362,7 @@ NAMED_CASES.update({
 EXPECTED_OK = {"valid: 2 clips, all zero indices", "valid: the largest file the caps admit, 2**28 indices in 2 KB",
                "v2 zstd: valid, 2 clips, all zero indices", "context: random words (decodes to garbage or an error)",
                "context: one word for 2**28 claimed indices", "context: empty stream (decodes to something or an error)",
-               "context: valid framing, 1024 clips of K = 1024"}
+               "context: valid framing, 1024 clips of K = 1024", "v3 prior: random words (framing only)"}
 
 
 @pytest.mark.parametrize("name", list(NAMED_CASES))
@@ -414,9 +422,9 @@ def absurd_files(draw) -> bytes:
         levels.append((*grid, k))
     frame_count = draw(U32) if "frame_count" in bad else draw(_log_int(2**32 - 1))
     n_clips = draw(U32) if "n_clips" in bad else -(-frame_count // clip[0]) if clip[0] else 1
-    version = draw(st.sampled_from([0, 3, 65535])) if "version" in bad else draw(st.sampled_from([1, 2]))
-    codec = draw(U8) if "codec" in bad else draw(st.sampled_from([1, 2, 3] if version == 2 else [1, 2]))
-    context = codec == 3
+    version = draw(st.sampled_from([0, 4, 65535])) if "version" in bad else draw(st.sampled_from([1, 2, 3]))
+    codec = draw(U8) if "codec" in bad else draw(st.sampled_from({2: [1, 2, 3], 3: [1, 2, 3, 4]}.get(version, [1, 2])))
+    context = codec in (3, 4)
     header = header_bytes(
         version=version, layout=draw(st.sampled_from([1, 2])) if "version" in bad else None,
         entropy_id=draw(st.binary(min_size=16, max_size=16)) if context else bytes(16),

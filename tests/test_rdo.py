@@ -19,7 +19,8 @@ from msvq_codec.errors import UsageError
 from msvq_codec.model.fast import fast_model
 from msvq_codec.model.vqvae import nearest_codes
 from msvq_codec.rdo import (
-    PRESETS, QUALITY_NAMES, LevelCosts, RdChooser, _neighbour_table, lambda_preset, lookahead_bits, preset,
+    PRESETS, QUALITY_NAMES, LevelCosts, PriorChooser, RdChooser, _neighbour_table, chooser, lambda_preset,
+    lookahead_bits, preset,
 )
 
 
@@ -42,11 +43,12 @@ def source(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, weights, source) -> dict[str, Path]:
-    """The source encoded at every preset."""
+    """The source encoded at every preset with the context coder (and at max with the default codec)."""
     out = tmp_path_factory.mktemp("out")
     for name in QUALITY_NAMES:
-        encode_video(source, out / f"{name}.msvq", weights=weights, device="cpu", quality=name)
-    return {name: out / f"{name}.msvq" for name in QUALITY_NAMES}
+        encode_video(source, out / f"{name}.msvq", weights=weights, device="cpu", quality=name, codec="context")
+    encode_video(source, out / "default.msvq", weights=weights, device="cpu")
+    return {name: out / f"{name}.msvq" for name in (*QUALITY_NAMES, "default")}
 
 
 def coders(loaded) -> dict:
@@ -147,6 +149,33 @@ def test_model_encode_with_a_nearest_chooser_is_plain_encode(loaded):
             assert (a != b).float().mean() < 0.01
 
 
+def prior_coders(loaded) -> dict:
+    return dict(zip(loaded.model.config.level_names, codec.prior_model(loaded)[1]))
+
+
+def prior_bits(loaded, levels) -> float:
+    coders = codec.prior_model(loaded)[1]
+    return sum(c.ideal_bits(g, levels[i - 1] if i else None) for i, (c, g) in enumerate(zip(coders, levels)))
+
+
+def test_the_prior_chooser_counts_exactly_the_bits_it_spends_and_batches_do_not_matter(loaded):
+    clips = clips_of()
+    choose = PriorChooser(prior_coders(loaded), PRESETS["medium"].rd_lambda)
+    levels = encode(loaded, clips, choose, batch_size=1)
+    top, bottom = codec.prior_model(loaded)[1]
+    assert choose.spent["top"] == pytest.approx(top.ideal_bits(levels[0]), rel=1e-9)
+    assert choose.spent["bottom"] == pytest.approx(bottom.ideal_bits(levels[1], levels[0]), rel=1e-9)
+    again = encode(loaded, clips, PriorChooser(prior_coders(loaded), PRESETS["medium"].rd_lambda), batch_size=3)
+    assert all(np.array_equal(a, b) for a, b in zip(levels, again))  # the file order carries over batches
+    nearest = encode(loaded, clips)
+    tiny = encode(loaded, clips, PriorChooser(prior_coders(loaded), 1e-9))
+    assert all((a != b).mean() < 0.01 for a, b in zip(nearest, tiny))  # only float ties may differ
+    huge = encode(loaded, clips, PriorChooser(prior_coders(loaded), 1e4))
+    assert prior_bits(loaded, huge) < 0.85 * prior_bits(loaded, nearest)
+    assert isinstance(chooser(prior_coders(loaded), "high"), PriorChooser)
+    assert isinstance(chooser(coders(loaded), "high"), RdChooser) and chooser(coders(loaded), "max") is None
+
+
 def test_more_lambda_never_more_bits(loaded):
     clips = clips_of()
     bits = []
@@ -176,17 +205,16 @@ def test_presets_files_shrink_decode_and_record_their_preset(files, weights, tmp
 
 
 def test_max_is_the_encoder_without_rate_control(files, weights, source, loaded, tmp_path):
-    default = encode_video(source, tmp_path / "default.msvq", weights=weights, device="cpu")
-    data = Path(default.output).read_bytes()
-    assert data == files["max"].read_bytes()
     stream = codec.iter_clips(source)
     indices = codec.encode_clips(loaded, stream)  # no chooser: the model's nearest codes
     _, plain = codec.codes_to_bytes(loaded, indices, stream.frame_count, stream.info)
-    assert plain == data
+    assert plain == files["default"].read_bytes()  # the default codec (prior), at the default quality (max)
+    _, context = codec.codes_to_bytes(loaded, indices, stream.frame_count, stream.info, codec="context")
+    assert context == files["max"].read_bytes()
 
 
 def test_rate_control_refuses_other_codecs_and_bad_values(weights, source, tmp_path):
-    for bad, match in ((dict(quality="high", codec="zstd"), "needs codec context"),
+    for bad, match in ((dict(quality="high", codec="zstd"), "needs codec prior or context"),
                        (dict(quality="best"), "quality must be one of max, high, medium, low, lowest"),
                        (dict(effort=-1), "effort must be an integer"),
                        (dict(effort=2.5), "effort must be an integer")):  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 MODES = ("per-clip", "per-video")
-CODERS = ("context", "zstd", "deflate")  # how a .msvq file codes its indices; context is msvq encode's default
+CODERS = ("prior", "context", "zstd", "deflate")  # how a .msvq file codes its indices; prior is msvq encode's default
 
 
 class Series(NamedTuple):
@@ -28,14 +28,17 @@ class Series(NamedTuple):
 @dataclass(frozen=True, kw_only=True)
 class CoderRates:
     """msvq's rates beside its file's bits: the DEFLATE and zstd files', the paper's formula's, each coder's
-    stream bits per level and the entropy model's ideal code length per level (-log2 p of the indices under its
-    integer tables). None for classic codecs, and for a clip in per-video mode."""
+    stream bits per level and the two models' ideal code lengths per level (-log2 p of the indices under the
+    prior's and the context model's integer probabilities). None for classic codecs, and for a clip in per-video
+    mode."""
 
     bits_deflate: int | None = None
     paper_bits: float | None = None  # sum over levels of N log2 K, over the stream's (padded) clips
     bits_zstd: int | None = None
     level_bits: dict[str, list[int]] | None = None  # per coder (CODERS), per level (coarse first): stream bits
     ideal_bits: list[float] | None = None  # per level: the context model's -log2 p
+    bits_context: int | None = None  # the context-coded file's bits (--codec context)
+    ideal_bits_prior: list[float] | None = None  # per level: the prior's -log2 p
 
     def coder_rates(self) -> dict[str, Any]:
         """These fields by name, to pass on to a record."""
@@ -44,7 +47,7 @@ class CoderRates:
 
 @dataclass(frozen=True)
 class Bits(CoderRates):
-    """The rate of one stream: its file's bits (for msvq: the context-coded file, what msvq encode writes), and
+    """The rate of one stream: its file's bits (for msvq: the prior-coded file, what msvq encode writes), and
     for msvq the other rates of ``CoderRates``."""
 
     bits: int | None  # None: no stream of its own (a clip in per-video mode)
@@ -106,7 +109,9 @@ class Point(_OfSeries):
     bpp_paper: float | None = None
     bpp_zstd: float | None = None
     ratio_raw_zstd: float | None = None
-    # per coder (CODERS, and "ideal": the context model's -log2 p), per level: stream bits / indices of the level
+    bpp_context: float | None = None  # msvq: as bpp, with --codec context
+    # per coder (CODERS, and "ideal prior" / "ideal context": the models' -log2 p), per level: stream bits /
+    # indices of the level
     level_bits_per_index: dict[str, list[float]] | None = None
 
     def quality(self, metric: str) -> float | None:
@@ -161,6 +166,7 @@ class ModelRecord:
     ratio_source: float | None
     ratio_source_deflate: float | None
     entropy_id: str | None = None  # the context model the context-coded files were made with
+    prior_id: str | None = None  # the prior the prior-coded files were made with
     # per coder (CODERS): file_bytes, encode_fps and decode_fps (the model's own time plus that coder's),
     # entropy_encode_ms_per_clip and entropy_decode_ms_per_clip (bytes <-> indices alone)
     coders: dict[str, dict[str, float | None]] | None = None

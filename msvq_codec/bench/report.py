@@ -75,11 +75,12 @@ def table1(result: BenchResult) -> Table:
     row("bpp, paper formula", [m.bpp_formula for m in result.models], "bits/pixel", 4)
     for mode, pts in (("per-video", video_pts), ("per-clip", clip_pts)):
         if all(pts):
-            row(f"bpp, .msvq context (msvq encode), {mode}", [p.bpp for p in pts], "bits/pixel", 4)
+            row(f"bpp, .msvq prior (msvq encode), {mode}", [p.bpp for p in pts], "bits/pixel", 4)
+            row(f"bpp, .msvq context, {mode}", [p.bpp_context for p in pts], "bits/pixel", 4)
             row(f"bpp, .msvq zstd, {mode}", [p.bpp_zstd for p in pts], "bits/pixel", 4)
             row(f"bpp, .msvq DEFLATE, {mode}", [p.bpp_deflate for p in pts], "bits/pixel", 4)
-    row(f"Compression ratio vs raw RGB (context, {rate_mode})", [p.ratio_raw for p in rate_pts], "×", 1)
-    row(f"Reduction vs raw RGB (context, {rate_mode})", [100 * (1 - 1 / p.ratio_raw) for p in rate_pts], "%", 2)
+    row(f"Compression ratio vs raw RGB (prior, {rate_mode})", [p.ratio_raw for p in rate_pts], "×", 1)
+    row(f"Reduction vs raw RGB (prior, {rate_mode})", [100 * (1 - 1 / p.ratio_raw) for p in rate_pts], "%", 2)
     row("Compression ratio vs source files", [m.ratio_source for m in result.models], "×", 2)
     row("Reduction vs source files", [100 * (1 - 1 / m.ratio_source) for m in result.models], "%", 2)
     row(f"Encode speed ({result.settings.device})", [m.encode_fps for m in result.models], "frames/s", 1)
@@ -96,26 +97,27 @@ def table1(result: BenchResult) -> Table:
 
 
 def coders_table(result: BenchResult) -> Table:
-    """Each coder of the indices (and the context model's ideal code length): bits per index of each level,
-    the file's bpp and its size against zstd, per mode; then each coder's speed."""
-    table = Table(title="Coding the indices: context (msvq encode's default), zstd, DEFLATE")
+    """Each coder of the indices (and the two models' ideal code lengths): bits per index of each level, the
+    file's bpp and its size against the context coder's, per mode; then each coder's speed."""
+    table = Table(title="Coding the indices: prior (msvq encode's default), context, zstd, DEFLATE")
     levels = result.models[0].levels
     for name in ("Model", "Mode", "Coder", *(f"{lv['name']} bits/index" for lv in levels), "bpp (file)",
-                 "vs zstd", "encode (frames/s)", "decode (frames/s)", "entropy coding (ms/clip, enc/dec)"):
+                 "vs context", "encode (frames/s)", "decode (frames/s)", "entropy coding (ms/clip, enc/dec)"):
         table.add_column(name, justify="left" if name in ("Model", "Mode", "Coder") else "right")
     for m in result.models:
         for mode in result.settings.modes:
             p = result.point(m.system, mode)
             if p is None or p.level_bits_per_index is None:
                 continue
-            files = {"context": p.bpp, "zstd": p.bpp_zstd, "deflate": p.bpp_deflate, "ideal": None}
+            files = {"prior": p.bpp, "context": p.bpp_context, "zstd": p.bpp_zstd, "deflate": p.bpp_deflate}
             for coder, per_level in p.level_bits_per_index.items():
                 speed = (m.coders or {}).get(coder, {})
-                bpp = files[coder]
-                vs = f"{100 * (bpp / p.bpp_zstd - 1):+.1f} %" if bpp is not None and coder != "zstd" else "—"
+                bpp = files.get(coder)
+                vs = (f"{100 * (bpp / p.bpp_context - 1):+.1f} %" if None not in (bpp, p.bpp_context)
+                      and coder != "context" else "—")  # fmt: skip
                 enc, dec = speed.get("entropy_encode_ms_per_clip"), speed.get("entropy_decode_ms_per_clip")
                 table.add_row(
-                    m.label, mode, "ideal -log2 p (context model)" if coder == "ideal" else coder,
+                    m.label, mode, f"{coder.removeprefix('ideal ')}: ideal -log2 p" if coder.startswith("ideal") else coder,
                     *(_fmt(v, 3) for v in per_level), _fmt(bpp, 4), vs, _fmt(speed.get("encode_fps"), 1),
                     _fmt(speed.get("decode_fps"), 1), f"{_fmt(enc, 2)} / {_fmt(dec, 2)}" if speed else "—",
                 )  # fmt: skip

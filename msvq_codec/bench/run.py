@@ -3,12 +3,12 @@
 For each input video (read once, cut into clips as ``msvq encode`` cuts them, see ``clips``):
 
 * msvq, per model: all the video's clips -> ``encode_clips`` -> ``.msvq`` bytes with each coder (``CODERS``:
-  context, the bytes ``msvq encode`` writes for that input, then zstd and DEFLATE) -> read back to indices
-  with each (all three must agree) -> ``decode_clips`` -> frames. The same indices are also written with
+  prior, the bytes ``msvq encode`` writes for that input, then context, zstd and DEFLATE) -> read back to
+  indices with each (all must agree) -> ``decode_clips`` -> frames. The same indices are also written with
   every coder as one file per evaluated clip (*per-clip*: a header per 2-second clip) and as one file for the
   evaluated prefix of the video (*per-video*; with every clip evaluated, that is exactly ``msvq encode``'s
-  file), with each coder's stream bits per level and the context model's ideal code length (-log2 p) per
-  level beside them. A per-clip file is read back and must give the same indices.
+  file), with each coder's stream bits per level and the prior's and the context model's ideal code lengths
+  (-log2 p) per level beside them. A per-clip file is read back and must give the same indices.
 * classic codecs (``classic``), per codec and CRF: one stream per evaluated clip (*per-clip*) and one stream
   for the evaluated frames of the video (*per-video*), each decoded back.
 * every reconstruction is scored against the source clip (``score``): PSNR, SSIM, LPIPS over the real frames.
@@ -58,8 +58,9 @@ from msvq_codec.bench.records import (
 from msvq_codec.bench.score import Scorer, mean
 from msvq_codec.model.levels import level_use, most_common_grid
 from msvq_codec.codec import DEFAULT_BATCH, codes_to_bytes, decode_clips, encode_clips, load_model
-from msvq_codec.codec import check_batch_size, container_indices, entropy_model, paper_bpp, read_bytes
+from msvq_codec.codec import check_batch_size, container_indices, paper_bpp, read_bytes
 from msvq_codec.codec import rate_control
+from msvq_codec.coders import entropy_model, prior_model
 from msvq_codec.config import ModelConfig
 from msvq_codec.container import Header
 from msvq_codec.device import pick_device
@@ -76,7 +77,8 @@ DEFINITIONS = {
     "bpp_zstd": "msvq: as bpp, with the .msvq streams compressed by zstd (--codec zstd)",
     "bpp_deflate": "msvq: as bpp, with the .msvq streams compressed by DEFLATE (--codec deflate)",
     "level_bits_per_index": "msvq: per coder, per level (coarse first): that level's stream bits / its indices; "
-                            "'ideal': the context model's -log2 p of the indices (its integer tables)",
+                            "'ideal prior' / 'ideal context': the prior's / the context model's -log2 p of the "
+                            "indices (their integer probabilities)",
     "ratio_raw": "24 / bpp: raw 24-bit RGB at 64x64, 16 fps, over the stream's bits",
     "ratio_source": "msvq: bytes of the input files / bytes of their whole .msvq files (msvq encode's output)",
     "psnr": "dB, L = 255, per frame, mean over each clip, then over clips (inf: every frame identical)",
@@ -158,19 +160,23 @@ def _bits(
     sliced = tuple(a[start:stop] for a in indices)
     files = {name: codes_to_bytes(m.loaded, sliced, frames, video.info, codec=name, quality=_quality(m, name))
              for name in CODERS}  # fmt: skip
-    header, data = files["context"]
+    header, data = files["prior"]
     level_bits = {name: [8 * len(s) for s in read_bytes(f).streams] for name, (_, f) in files.items()}
     ideal = [coder.ideal_bits(a) for coder, a in zip(entropy_model(m.loaded)[1], sliced)]
+    prior_coders = prior_model(m.loaded)[1]
+    ideal_prior = [coder.ideal_bits(a, sliced[i - 1] if i else None)
+                   for i, (coder, a) in enumerate(zip(prior_coders, sliced))]  # fmt: skip
     bits = Bits(8 * len(data), bits_deflate=8 * len(files["deflate"][1]),
                 paper_bits=header.paper_bpp * _padded_pixels(header), bits_zstd=8 * len(files["zstd"][1]),
-                level_bits=level_bits, ideal_bits=ideal)  # fmt: skip
+                level_bits=level_bits, ideal_bits=ideal, bits_context=8 * len(files["context"][1]),
+                ideal_bits_prior=ideal_prior)  # fmt: skip
     return bits, data
 
 
 def _quality(m: _Model, coder: str) -> Preset:
-    """The preset a coder's file records: the model's for context; zstd and DEFLATE files of the same codes (for
-    comparison) say max, the only quality they take."""
-    return m.quality if coder == "context" else preset(DEFAULT_QUALITY)
+    """The preset a coder's file records: the model's for prior and context; zstd and DEFLATE files of the same
+    codes (for comparison) say max, the only quality they take."""
+    return m.quality if coder in ("prior", "context") else preset(DEFAULT_QUALITY)
 
 
 def _peak_memory(device: torch.device) -> int:
@@ -228,15 +234,15 @@ def _msvq_video(
         if any(not np.array_equal(a, b) for a, b in zip(decoded[name], indices)):
             raise RuntimeError(f"the {name} .msvq file of {video.path} does not read back to its indices")
     t = time.perf_counter()
-    frames = np.concatenate(list(decode_clips(m.loaded, decoded["context"], batch_size, precision=precision)))
+    frames = np.concatenate(list(decode_clips(m.loaded, decoded["prior"], batch_size, precision=precision)))
     frames = frames[: video.frame_count]
     m.model_decode_s += time.perf_counter() - t
-    m.encode_s = m.model_encode_s + m.coder_encode_s["context"]
-    m.decode_s = m.model_decode_s + m.coder_decode_s["context"]
+    m.encode_s = m.model_encode_s + m.coder_encode_s["prior"]
+    m.decode_s = m.model_decode_s + m.coder_decode_s["prior"]
     m.frames += video.frame_count
     m.clips += len(video.clips)
     m.peak = max(m.peak, _peak_memory(device))
-    data = files["context"]
+    data = files["prior"]
     m.file_bytes += len(data)
     m.file_bytes_deflate += len(files["deflate"])
 
@@ -468,8 +474,10 @@ def summarize(clips: list[ClipRecord], streams: list[StreamRecord], cfg: ModelCo
                       for t, h, w in per_level]  # fmt: skip
             level_bpi = {name: [sum(r.level_bits[name][i] for r in rate_records) / n for i, n in enumerate(counts)]
                          for name in CODERS}  # fmt: skip
-            level_bpi["ideal"] = [sum(r.ideal_bits[i] for r in rate_records) / n for i, n in enumerate(counts)]
-            msvq = {"bpp_deflate": bpp_deflate, "ratio_raw_deflate": RAW_BPP / bpp_deflate,
+            level_bpi["ideal prior"] = [sum(r.ideal_bits_prior[i] for r in rate_records) / n for i, n in enumerate(counts)]
+            level_bpi["ideal context"] = [sum(r.ideal_bits[i] for r in rate_records) / n for i, n in enumerate(counts)]
+            msvq = {"bpp_context": sum(r.bits_context for r in rate_records) / (frames * pixels_per_frame),
+                    "bpp_deflate": bpp_deflate, "ratio_raw_deflate": RAW_BPP / bpp_deflate,
                     "bpp_paper": sum(r.paper_bits for r in rate_records) / padded, "bpp_zstd": bpp_zstd,
                     "ratio_raw_zstd": RAW_BPP / bpp_zstd, "level_bits_per_index": level_bpi}  # fmt: skip
         points.append(Point(
@@ -538,7 +546,7 @@ def _model_record(m: _Model, videos: list[VideoRecord], efficiency: perf.Efficie
         source_bytes=source, file_bytes=m.file_bytes, file_bytes_deflate=m.file_bytes_deflate,
         ratio_source=source / m.file_bytes if m.file_bytes else None,
         ratio_source_deflate=source / m.file_bytes_deflate if m.file_bytes_deflate else None,
-        entropy_id=entropy_model(m.loaded)[0].entropy_id.hex(),
+        entropy_id=entropy_model(m.loaded)[0].entropy_id.hex(), prior_id=prior_model(m.loaded)[0].prior_id.hex(),
         coders={name: {
             "file_bytes": m.coder_bytes[name],
             "encode_fps": m.frames / (m.model_encode_s + m.coder_encode_s[name]) if m.frames else None,

@@ -24,6 +24,7 @@ from msvq_codec.container.format import (
 )
 from msvq_codec.container.streams import (
     CODEC_LEVELS,
+    RANGE_CODED,
     StreamCodec,
     default_level,
     index_bits,
@@ -41,6 +42,7 @@ __all__ = [
     "MAX_STREAM_BYTES",
     "NO_ENTROPY_ID",
     "QUALITY_PRESETS",
+    "RANGE_CODED",
     "READ_VERSIONS",
     "Container",
     "Header",

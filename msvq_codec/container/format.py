@@ -3,10 +3,14 @@
 A ``.msvq`` file holds, for every level of the model's latent hierarchy, the codebook index of every
 latent position of every clip, plus what the decoder needs to turn the clips back into the input's
 frames. It does not hold the codebooks or the decoder: ``model_id`` names the weights that do; nor the
-context model's tables: ``entropy_id`` names the ones a ``context`` stream was coded with.
+probability model its streams were range-coded with: ``entropy_id`` names the context model's tables (codec
+``context``) or the learned prior (codec ``prior``).
 
-Format version 2 (written)
---------------------------
+Format versions 3 and 2 (written)
+---------------------------------
+Version 3 is version 2 with one more stream codec, 4 = ``prior``. The writer writes the lowest version that
+holds the file: version 3 for codec ``prior``, version 2 for the others (so readers of version 2 keep reading
+them). The layout below is that of both; a version 2 file never has codec 4.
 All integers are unsigned little-endian; ``f64`` / ``f32`` are IEEE 754 binary64 / binary32, little-endian.
 Offsets are from the start of the file. ``L`` is the level count (offset 87).
 
@@ -14,10 +18,11 @@ Offsets are from the start of the file. ``L`` is the level count (offset 87).
 Offset   Size    Type   Field
 ======== ======= ====== ==================================================================================
 0        8       bytes  magic: ``b"\\x89MSVQ\\r\\n\\x1a"`` (the byte 0x89, ASCII ``MSVQ``, CR, LF, 0x1A)
-8        2       u16    format version: 2
+8        2       u16    format version: 3 or 2
 10       16      bytes  model_id: hash of the weights that define the codebooks and the decoder
-26       16      bytes  entropy_id: with codec 3, the ID of the context model's tables the streams were
-                        coded with (never all zero); with codecs 1 and 2, 16 zero bytes
+26       16      bytes  entropy_id: with codecs 3 and 4, the ID of the context model's tables or of the
+                        prior the streams were coded with (never all zero); with codecs 1 and 2, 16 zero
+                        bytes
 42       8       f64    source_fps: the input's frame rate, > 0 and finite
 50       4       u32    source_width: the input's frame width in pixels, >= 1
 54       4       u32    source_height: the input's frame height in pixels, >= 1
@@ -27,8 +32,9 @@ Offset   Size    Type   Field
 72       2       u16    clip_height: pixels, >= 1
 74       2       u16    clip_width: pixels, >= 1
 76       4       u32    n_clips: must equal ``ceil(frame_count / clip_frames)``; the last clip is padded
-80       1       u8     codec: stream codec id, 1 = zstd, 2 = DEFLATE, 3 = context (see ``StreamCodec``)
-81       1       u8     codec_level: zstd 1..22, DEFLATE 0..9, context 0
+80       1       u8     codec: stream codec id, 1 = zstd, 2 = DEFLATE, 3 = context, 4 = prior (version 3
+                        only; see ``StreamCodec``)
+81       1       u8     codec_level: zstd 1..22, DEFLATE 0..9, context 0, prior 0
 82       1       u8     quality: the encoder's rate-control preset (``QUALITY_PRESETS``, fixed ids): 0 = max
                         (none: every index is its latent's nearest code), 1 = high, 2 = medium, 3 = low,
                         4 = lowest, 5 = target (a lambda found by a search for a target rate); other values
@@ -66,6 +72,12 @@ tables. This module checks only its framing: a whole number of words (none at al
 near-certain indices can leave the coder in its initial state), the last one non-zero, and no more than
 ``8 * n + 8`` bytes (two 24-bit symbols an index, and the coder's final state, fit well within that).
 Decoding it needs the tables, which the weights carry: that is the codec's job (``msvq_codec.codec``).
+
+With codec 4 (``prior``), the stream is the same kind of rANS words, coded with the learned prior that
+``entropy_id`` names: every index gets a distribution over all K codes from an integer network
+(``msvq_codec.entropy.prior``; ``msvq_codec.entropy.prior_coder`` specifies the symbol order, which goes
+through each latent frame in a few parallel passes, and lets the bottom level read the top's codes). The
+framing rules and the size cap are those of codec 3.
 
 Format version 1 (still read)
 -----------------------------
@@ -106,6 +118,7 @@ import numpy as np
 
 from msvq_codec.container.streams import (
     CODEC_LEVELS,
+    RANGE_CODED,
     StreamCodec,
     compress,
     decompress,
@@ -117,8 +130,8 @@ from msvq_codec.container.streams import (
 from msvq_codec.errors import FormatError, UsageError
 
 MAGIC = b"\x89MSVQ\r\n\x1a"
-FORMAT_VERSION = 2  # what the writer writes
-READ_VERSIONS = (1, 2)  # what the reader reads
+FORMAT_VERSION = 3  # the newest version the writer writes (3 for codec prior, else 2)
+READ_VERSIONS = (1, 2, 3)  # what the reader reads
 MAX_LEVELS = 4
 MAX_INDICES = 1 << 28
 MAX_STREAM_BYTES = 1 << 30
@@ -134,9 +147,10 @@ _FIELDS_V2 = struct.Struct("<16s16sdIIIdHHHIBBBfB")
 # Version 1, offsets 10..66: the same without entropy_id, quality and rd_lambda.
 _FIELDS_V1 = struct.Struct("<16sdIIIdHHHIBBB")
 _LEVEL = struct.Struct("<HHHI")
+_FIRST_VERSION = {StreamCodec.CONTEXT: 2, StreamCodec.PRIOR: 3}  # the first version that has each codec
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-_LENGTH = {1: _U64, 2: _U32}  # a stream's length field, by version
+_LENGTH = {1: _U64, 2: _U32, 3: _U32}  # a stream's length field, by version
 _READ_CHUNK = 1 << 20
 _F32_MAX = 3.4028234663852886e38
 
@@ -180,8 +194,8 @@ class Header:
     n_clips: int  # ceil(frame_count / clip_frames)
     levels: tuple[LevelInfo, ...]  # 1..4 levels, coarsest first; in the order of the streams
     codec: StreamCodec
-    codec_level: int  # zstd 1..22, deflate 0..9, context 0
-    entropy_id: bytes = NO_ENTROPY_ID  # context: the tables' ID (not all zero); zstd/deflate: 16 zero bytes
+    codec_level: int  # zstd 1..22, deflate 0..9, context and prior 0
+    entropy_id: bytes = NO_ENTROPY_ID  # context/prior: the model's ID (not all zero); zstd/deflate: 16 zero bytes
     quality: int = 0  # rate-control preset, 0 = none (nearest codes); informative, decoding ignores it
     rd_lambda: float = 0.0  # the lambda that preset used (float32 in the file); 0.0 with quality 0
 
@@ -214,7 +228,7 @@ class Header:
         """JSON-friendly view: IDs as hex, codec as its lower-case name, plus derived sizes."""
         return {
             "model_id": self.model_id.hex(),
-            "entropy_id": self.entropy_id.hex() if self.codec == StreamCodec.CONTEXT else None,
+            "entropy_id": self.entropy_id.hex() if self.codec in RANGE_CODED else None,
             "source_fps": self.source_fps,
             "source_width": self.source_width,
             "source_height": self.source_height,
@@ -245,11 +259,11 @@ class Header:
 class Container(NamedTuple):
     """A whole .msvq file: its header, one index array per level, and the streams as stored.
 
-    ``indices`` is None for codec ``context``: its streams need the entropy model's tables, which the
-    codec (``msvq_codec.codec``) holds; the container only checks their framing."""
+    ``indices`` is None for codecs ``context`` and ``prior``: their streams need the probability model,
+    which the codec (``msvq_codec.codec``) holds; the container only checks their framing."""
 
     header: Header
-    indices: tuple[np.ndarray, ...] | None  # per level [n_clips, t, h, w] uint16; None for context streams
+    indices: tuple[np.ndarray, ...] | None  # per level [n_clips, t, h, w] uint16; None for range-coded streams
     streams: tuple[bytes, ...] = ()  # per level, the stream bytes as stored in the file
     version: int = FORMAT_VERSION  # the format version the file was written in
 
@@ -258,7 +272,8 @@ class Container(NamedTuple):
 
 
 def max_context_stream(n_indices: int) -> int:
-    """The most bytes a ``context`` stream of ``n_indices`` indices may take (see the module docstring)."""
+    """The most bytes a ``context`` or ``prior`` stream of ``n_indices`` indices may take (see the module
+    docstring)."""
     return 8 * n_indices + 8
 
 
@@ -304,9 +319,9 @@ def _header_problem(h: Header) -> str | None:
     if not _is_int(h.codec_level) or not lo <= h.codec_level <= hi:
         name = StreamCodec(h.codec).name.lower()
         return f"codec level {h.codec_level!r} is out of range {lo}..{hi} for {name}"
-    if h.codec == StreamCodec.CONTEXT and h.entropy_id == NO_ENTROPY_ID:
-        return "a context-coded file needs the entropy model's ID (entropy_id is all zero)"
-    if h.codec != StreamCodec.CONTEXT and h.entropy_id != NO_ENTROPY_ID:
+    if h.codec in RANGE_CODED and h.entropy_id == NO_ENTROPY_ID:
+        return f"a {StreamCodec(h.codec).name.lower()}-coded file needs its model's ID (entropy_id is all zero)"
+    if h.codec not in RANGE_CODED and h.entropy_id != NO_ENTROPY_ID:
         return f"entropy_id must be all zero with codec {StreamCodec(h.codec).name.lower()}"
     return None
 
@@ -341,7 +356,7 @@ def _check_indices(header: Header, indices: Sequence[np.ndarray]) -> list[np.nda
 
 
 def _context_stream_problem(stream: bytes, n_indices: int) -> str | None:
-    """What is wrong with the framing of a context stream of ``n_indices`` indices, or None."""
+    """What is wrong with the framing of a range-coded stream of ``n_indices`` indices, or None."""
     if len(stream) % 4:
         return f"{len(stream)} bytes is not a whole number of 32-bit words"
     if len(stream) > max_context_stream(n_indices):
@@ -354,8 +369,13 @@ def _context_stream_problem(stream: bytes, n_indices: int) -> str | None:
 # ---------------------------------------------------------------------------------------------- writing
 
 
+def version_for(codec: StreamCodec) -> int:
+    """The format version a file of ``codec`` is written in: the lowest that holds it."""
+    return 3 if codec == StreamCodec.PRIOR else 2
+
+
 def _header_bytes(h: Header) -> bytes:
-    body = MAGIC + _VERSION.pack(FORMAT_VERSION) + _FIELDS_V2.pack(
+    body = MAGIC + _VERSION.pack(version_for(h.codec)) + _FIELDS_V2.pack(
         h.model_id, h.entropy_id, h.source_fps, h.source_width, h.source_height, h.frame_count, h.fps,
         h.clip_frames, h.clip_height, h.clip_width, h.n_clips, h.codec, h.codec_level, h.quality,
         h.rd_lambda, len(h.levels),
@@ -367,21 +387,23 @@ def _header_bytes(h: Header) -> bytes:
 def to_bytes(
     header: Header, indices: Sequence[np.ndarray] | None = None, *, streams: Sequence[bytes] | None = None
 ) -> bytes:
-    """The complete .msvq file (format version 2) for ``header`` and, with codecs zstd and DEFLATE, one
-    index array per level; with codec context, the coded ``streams`` (``msvq_codec.entropy`` codes them)."""
+    """The complete .msvq file (format version ``version_for(header.codec)``) for ``header`` and, with codecs
+    zstd and DEFLATE, one index array per level; with codecs context and prior, the coded ``streams``
+    (``msvq_codec.entropy`` codes them)."""
     problem = _header_problem(header)
     if problem:
         raise UsageError(f"cannot write header: {problem}")
-    if header.codec == StreamCodec.CONTEXT:
+    if header.codec in RANGE_CODED:
+        name = header.codec.name.lower()
         if streams is None or indices is not None:
-            raise UsageError("a context-coded file is written from its coded streams, not from indices")
+            raise UsageError(f"a {name}-coded file is written from its coded streams, not from indices")
         if len(streams) != len(header.levels):
             raise UsageError(f"{len(streams)} streams given for {len(header.levels)} levels")
         coded = [bytes(s) for s in streams]
         for i, stream in enumerate(coded):
             problem = _context_stream_problem(stream, header.n_indices(i))
             if problem:
-                raise UsageError(f"level {i} context stream: {problem}")
+                raise UsageError(f"level {i} {name} stream: {problem}")
     else:
         if indices is None or streams is not None:
             raise UsageError(f"a {header.codec.name.lower()} file is written from its indices")
@@ -451,11 +473,11 @@ def _read_header(fp: BinaryIO) -> tuple[Header, bytes, int]:
     version_raw = _read_exact(fp, _VERSION.size, "format version")
     (version,) = _VERSION.unpack(version_raw)
     if version not in READ_VERSIONS:
-        known = " and ".join(map(str, READ_VERSIONS))
+        known = ", ".join(map(str, READ_VERSIONS[:-1])) + f" and {READ_VERSIONS[-1]}"
         raise FormatError(f"unsupported .msvq format version {version} (this reader knows {known})")
-    layout = _FIELDS_V2 if version == 2 else _FIELDS_V1
+    layout = _FIELDS_V1 if version == 1 else _FIELDS_V2
     fields_raw = _read_exact(fp, layout.size, "header")
-    if version == 2:
+    if version != 1:
         (model_id, entropy_id, *fields, codec_id, codec_level, quality, rd_lambda,
          n_levels) = layout.unpack(fields_raw)  # fmt: skip
     else:
@@ -468,8 +490,8 @@ def _read_header(fp: BinaryIO) -> tuple[Header, bytes, int]:
     raw = magic + version_raw + fields_raw + levels_raw
     if _U32.unpack(crc_raw)[0] != zlib.crc32(raw):
         raise FormatError("header checksum mismatch (corrupted header)")
-    if codec_id not in StreamCodec._value2member_map_ or (version == 1 and codec_id == StreamCodec.CONTEXT):
-        raise FormatError(f"unknown stream codec id {codec_id}" + (" in a version 1 file" if version == 1 else ""))
+    if codec_id not in StreamCodec._value2member_map_ or version < _FIRST_VERSION.get(codec_id, 1):
+        raise FormatError(f"unknown stream codec id {codec_id}" + (f" in a version {version} file" if version < 3 else ""))
     levels = tuple(
         LevelInfo(grid=(t, h, w), codebook_size=k) for t, h, w, k in _LEVEL.iter_unpack(levels_raw)
     )
@@ -488,7 +510,8 @@ def read_header(fp: BinaryIO) -> Header:
 
 def read_container(fp: BinaryIO) -> Container:
     """Read a whole .msvq file from ``fp``, which must end right after it. Streams of codecs zstd and
-    DEFLATE are decoded to indices; context streams are checked and returned coded (``indices`` None)."""
+    DEFLATE are decoded to indices; context and prior streams are checked and returned coded (``indices``
+    None)."""
     remaining = _remaining_size(fp)
     header, raw, version = _read_header(fp)
     length_field = _LENGTH[version]
@@ -504,7 +527,7 @@ def read_container(fp: BinaryIO) -> Container:
         if remaining is not None and length > remaining - consumed - _U32.size:
             left = max(remaining - consumed - _U32.size, 0)
             raise FormatError(f"level {i} stream length {length} exceeds the {left} bytes left in the file")
-        if header.codec == StreamCodec.CONTEXT and length > max_context_stream(header.n_indices(i)):
+        if header.codec in RANGE_CODED and length > max_context_stream(header.n_indices(i)):
             raise FormatError(f"level {i} stream length {length} is more than its {header.n_indices(i)} indices "
                               f"can take ({max_context_stream(header.n_indices(i))} bytes)")  # fmt: skip
         stream = _read_exact(fp, length, f"level {i} stream")
@@ -517,7 +540,7 @@ def read_container(fp: BinaryIO) -> Container:
     if stored_crc != crc:
         raise FormatError("file checksum mismatch (corrupted data)")
 
-    if header.codec == StreamCodec.CONTEXT:
+    if header.codec in RANGE_CODED:
         for i, stream in enumerate(streams):
             problem = _context_stream_problem(stream, header.n_indices(i))
             if problem:

@@ -9,8 +9,8 @@ A level's indices are stored in two steps:
    The unused high bits of the last byte are zero.
 2. **Compression** of the packed bytes with zstd or DEFLATE.
 
-(The third :class:`StreamCodec`, ``context``, codes indices, not packed bytes, with the weights' context
-model: ``msvq_codec.entropy``.)
+(The range-coded codecs, ``context`` and ``prior``, code indices, not packed bytes, with a probability model
+that lives beside the weights: ``msvq_codec.entropy``.)
 
 Both directions are vectorised numpy (the only Python loop is over chunks of ``_CHUNK`` indices, which
 bounds the temporary memory), and decompression never produces more than the size the caller expects:
@@ -37,6 +37,11 @@ class StreamCodec(enum.IntEnum):
     ZSTD = 1  # a single Zstandard frame (RFC 8878) that records its content size
     DEFLATE = 2  # a zlib stream (RFC 1950) wrapping DEFLATE (RFC 1951)
     CONTEXT = 3  # range-coded with the weights' context model (format version 2; msvq_codec.entropy)
+    PRIOR = 4  # range-coded with the weights' learned prior (format version 3; msvq_codec.entropy.prior)
+
+
+# The codecs whose streams are range-coded with a model the file names by ``entropy_id``.
+RANGE_CODED = (StreamCodec.CONTEXT, StreamCodec.PRIOR)
 
 
 # Valid compression levels, inclusive; checked when writing and when reading.
@@ -44,9 +49,10 @@ CODEC_LEVELS: dict[StreamCodec, tuple[int, int]] = {
     StreamCodec.ZSTD: (1, 22),
     StreamCodec.DEFLATE: (0, 9),
     StreamCodec.CONTEXT: (0, 0),
+    StreamCodec.PRIOR: (0, 0),
 }
 
-_DEFAULT_LEVELS = {StreamCodec.ZSTD: 19, StreamCodec.DEFLATE: 9, StreamCodec.CONTEXT: 0}
+_DEFAULT_LEVELS = {StreamCodec.ZSTD: 19, StreamCodec.DEFLATE: 9, StreamCodec.CONTEXT: 0, StreamCodec.PRIOR: 0}
 
 
 def default_level(codec: StreamCodec) -> int:

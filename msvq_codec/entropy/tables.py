@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from msvq_codec.entropy import sidecar
 from msvq_codec.entropy.context import n_rows
 from msvq_codec.errors import WeightsError
 
@@ -131,19 +131,14 @@ def entropy_id(model_id: bytes, levels: tuple[LevelTables, ...]) -> bytes:
 
 def sidecar_path(weights: str | Path) -> Path:
     """Where the entropy model of ``weights`` lives: ``x.safetensors`` -> ``x.entropy.safetensors``."""
-    weights = Path(weights)
-    stem = weights.name[: -len(".safetensors")] if weights.name.endswith(".safetensors") else weights.name
-    return weights.with_name(stem + SIDECAR_SUFFIX)
+    return sidecar.beside(weights, SIDECAR_SUFFIX)
 
 
 def save_entropy(path: str | Path, model: EntropyModel) -> bytes:
     """Write ``model`` to ``path`` atomically (a temporary file beside it, renamed); returns its entropy ID."""
-    from safetensors.numpy import save_file
-
     model.check()
     eid = model.entropy_id
-    tensors = {f"level{i}.{name}": np.ascontiguousarray(getattr(lv, name)) for i, lv in enumerate(model.levels)
-               for name in _FIELDS}  # fmt: skip
+    tensors = {f"level{i}.{name}": getattr(lv, name) for i, lv in enumerate(model.levels) for name in _FIELDS}
     metadata = {
         "msvq_entropy_format": ENTROPY_FORMAT,
         "msvq_model_id": model.model_id.hex(),
@@ -151,43 +146,19 @@ def save_entropy(path: str | Path, model: EntropyModel) -> bytes:
         "codebook_sizes": json.dumps([lv.codebook_size for lv in model.levels]),
         "provenance": json.dumps(model.provenance, sort_keys=True),
     }
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        save_file(tensors, str(partial), metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        partial.chmod(0o666 & ~umask)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+    sidecar.write(path, tensors, metadata)
     return eid
 
 
 def sidecar_model_id(path: str | Path) -> bytes | None:
-    """The model ID an entropy sidecar says it was fitted for (None if it is not a readable sidecar)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            return bytes.fromhex((f.metadata() or {}).get("msvq_model_id", ""))
-    except (SafetensorError, OSError, ValueError, TypeError):
-        return None
+    """The model ID an entropy sidecar (or a prior's) says it was fitted for (None if it is not readable)."""
+    return sidecar.model_id_of(path)
 
 
 def load_entropy(path: str | Path) -> EntropyModel:
     """Read and check an entropy sidecar (WeightsError if it is missing, malformed or altered)."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"no entropy model at {path}")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = dict(f.metadata() or {})
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except (SafetensorError, OSError, ValueError, TypeError) as err:
-        raise WeightsError(f"{path} is not a safetensors entropy model ({err})") from None
+    meta, tensors = sidecar.read(path, "entropy model")
     if meta.get("msvq_entropy_format") != ENTROPY_FORMAT:
         raise WeightsError(f"{path} is not an msvq entropy model (format {ENTROPY_FORMAT})")
     try:

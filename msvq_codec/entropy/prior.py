@@ -1,0 +1,329 @@
+"""The learned prior of a level: an integer network that gives every index a distribution over all K codes from
+what the decoder already has (the ``prior`` stream codec of .msvq version 3).
+
+**Order.** A level's indices are coded latent frame by latent frame in file order, as the context coder codes
+them (``context.frames_of``: ``[n_clips, t, h, w]`` read as ``n_clips * t`` frames of ``h x w``, so a clip's
+first frame follows the last frame of the clip before it). Within a frame the positions are coded in
+``passes`` parallel passes over a 2 x 2 pattern (``pass_map``): with 4 passes, first every (even y, even x),
+then (odd, odd), then (even, odd), then (odd, even); with 2, a checkerboard; with 1, all at once. A pass sees
+the codes of the passes before it.
+
+**Inputs** (the *tokens* of a position (f, y, x), integers; ``tokens``): NONE (= K) stands for a frame that
+does not exist or a place outside the frame, UNKNOWN (= K + 1) for a place of frame f not decoded yet.
+
+    p1      9   the codes of frame f - 1 at the 3 x 3 around (y, x), C order        (vocabulary K + 2)
+    p2      9   the same of frame f - 2                                              (K + 2)
+    cur     8   frame f at the 8 neighbours (the 3 x 3 but its centre): the code, or UNKNOWN
+    parent  1   the co-located code of the coarser level (levels that have one)      (its K)
+    pos     1   (t * h + y) * w + x, the place in the clip (t: the frame within its clip)
+    static  1   bit i set where p1[i] == p2[i] and both are codes (i in C order)     (512)
+    passeq  1   pass * 256 + bit j set where cur[j] is decoded and equals p1 there   (passes * 256)
+
+**The network** (every value an integer; ``IntegerPrior``):
+
+    a0 = sum over slots of table[slot][token]                                  int16 tables, [H0] each
+    h0 = clamp((a0 + 2**(S0 - 1)) >> S0, 0, 255)                                S0 = TABLE_SHIFT
+    h1 = clamp(((h0 @ w1 + b1) * m1 + 2**23) >> 24, 0, 255)                     w1 int8 [H0, H1]
+    L  = (h1 @ w2 + b2) >> s2                                                    w2 int8 [H1, K]: logits
+    g  = (h1 @ wg + bg) >> sg                                                    wg int8 [H1, 10]: copy gains
+    L[code of copy slot j] += g[j] for the 10 copy slots p1 centre, p1's 4 direct neighbours, p2 centre and
+    cur's 4 direct neighbours, where that slot holds a code (several may add to one code)
+
+(``>>`` is an arithmetic shift: floor division by a power of two.) ``L`` is in units of 1/LOGIT_SCALE nat.
+The products ``h @ w`` are computed in float32 on integers: every partial sum is an integer of magnitude at
+most ``H * 255 * 127 < 2**24`` (``problem`` proves it for the loaded sizes), so every BLAS, summation order
+and thread count gives the same exact result; the other steps are exact too (``IntegerPrior._logits``).
+
+**Probabilities.** ``freq[k] = exp_table[min(max(L) - L[k], len(exp_table) - 1)]``: integers from 1 to 2**24,
+from a non-increasing table the prior stores (``exp_table[d] ~ 2**24 exp(-d / LOGIT_SCALE)``). The range
+coder (``constriction``'s categorical model, exactly as the context coder uses it) receives these integers
+and rescales them to its 24-bit fixed point itself: a deterministic function of the integers.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import NamedTuple
+
+import numpy as np
+
+TABLE_SHIFT = 6  # S0: the first layer's tables hold h0 * 2**6
+REQ_SHIFT = 24  # the shift of every requantising multiply
+LOGIT_SCALE = 16  # logits are in 1/16 nat
+EXP_MAX = 1 << 24  # exp_table[0] at most: frequencies are integers 1..2**24 (exact in float32)
+N_COPY = 10
+ACT_MAX = 255
+W_MAX = 127
+
+_OFFSETS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # the 3 x 3, C order
+_CUR = tuple(o for o in _OFFSETS if o != (0, 0))
+_P1_AT_CUR = [i for i, o in enumerate(_OFFSETS) if o != (0, 0)]  # the p1 slots at the places of cur's
+# Copy slots, as indices into the token vector: p1 centre, p1 up/left/right/down, p2 centre, cur up/left/right/down.
+COPY_SLOTS = (4, 1, 3, 5, 7, 9 + 4, 18 + 1, 18 + 3, 18 + 4, 18 + 6)
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """The shape of one level's prior (saved with it)."""
+
+    codebook_size: int  # K of this level
+    parent_size: int  # K of the coarser level whose co-located code is an input; 0: no parent
+    clip_t: int  # latent frames per clip at this level
+    height: int  # latent frame height
+    width: int  # latent frame width
+    passes: int = 4  # parallel passes within a frame: 1, 2 (checkerboard) or 4 (2 x 2)
+    hidden0: int = 128  # H0: width of the table layer
+    hidden1: int = 128  # H1: width of the hidden layer
+
+    def vocab(self) -> list[int]:
+        """Vocabulary size of every token slot, in order."""
+        k = self.codebook_size
+        return ([k + 2] * 26 + [max(self.parent_size, 1), self.clip_t * self.height * self.width, 512,
+                                self.passes * 256])  # fmt: skip
+
+    @property
+    def n_slots(self) -> int:
+        return 30
+
+    def problem(self) -> str | None:
+        if self.passes not in (1, 2, 4):
+            return f"passes must be 1, 2 or 4, not {self.passes}"
+        if not 2 <= self.codebook_size <= 65536 or not 0 <= self.parent_size <= 65536:
+            return "codebook sizes out of range"
+        if min(self.clip_t, self.height, self.width) < 1 or self.clip_t * self.height * self.width > 1 << 20:
+            return "latent sizes out of range"
+        for name, h in (("hidden0", self.hidden0), ("hidden1", self.hidden1)):
+            if not 1 <= h or h * ACT_MAX * W_MAX >= 1 << 24:
+                return f"{name} {h} is too wide for exact float32 products"
+        return None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pass_map(passes: int, h: int, w: int) -> np.ndarray:
+    """``[h, w]`` int: the pass of each position."""
+    y, x = np.mgrid[0:h, 0:w]
+    if passes == 1:
+        return np.zeros((h, w), np.int64)
+    if passes == 2:
+        return (y + x) % 2
+    return np.array([[0, 2], [3, 1]])[y % 2, x % 2]
+
+
+class Context(NamedTuple):
+    """What the decoder has for a stack of frames ``[n, h, w]`` (int64 each)."""
+
+    p1: np.ndarray  # frame f - 1 (NONE where it does not exist)
+    p2: np.ndarray  # frame f - 2
+    cur: np.ndarray  # frame f, UNKNOWN where not decoded yet
+    tpos: np.ndarray  # [n] the frame's index within its clip
+    parent: np.ndarray | None  # the coarser level's codes, upsampled to [n, h, w]; None without a parent
+
+
+def tokens(cfg: PriorConfig, ctx: Context, pass_index: int) -> np.ndarray:
+    """``[n, h, w, 30]`` int64 tokens of every position, as seen in pass ``pass_index`` (see the docstring)."""
+    k = cfg.codebook_size
+    n, h, w = ctx.p1.shape
+    out = np.empty((n, h, w, cfg.n_slots), np.int64)
+    q1, q2, qc = (np.full((n, h + 2, w + 2), k, np.int64) for _ in range(3))  # NONE outside the frame
+    for q, a in ((q1, ctx.p1), (q2, ctx.p2), (qc, ctx.cur)):
+        q[:, 1:-1, 1:-1] = a
+    for i, (dy, dx) in enumerate(_OFFSETS):
+        out[..., i] = q1[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        out[..., 9 + i] = q2[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    for j, (dy, dx) in enumerate(_CUR):
+        out[..., 18 + j] = qc[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    out[..., 26] = ctx.parent if ctx.parent is not None else 0
+    out[..., 27] = ctx.tpos[:, None, None] * (h * w) + np.arange(h * w).reshape(h, w)
+    p1n, p2n = out[..., 0:9], out[..., 9:18]
+    static = (p1n == p2n) & (p1n < k)  # [n, h, w, 9]
+    out[..., 28] = static @ (1 << np.arange(9))
+    cur_n = out[..., 18:26]
+    eq = (cur_n < k) & (cur_n == out[..., _P1_AT_CUR])
+    out[..., 29] = pass_index * 256 + eq @ (1 << np.arange(8))
+    return out
+
+
+def file_contexts(frames: np.ndarray, clip_t: int, parent: np.ndarray | None, k: int) -> Context:
+    """The context of every frame of one file's level ``frames [F, h, w]`` (coding order) with the whole
+    current frame known (``cur`` is the frame itself; ``tokens_all`` hides what a pass cannot see).
+    ``parent``: the coarser level's frames upsampled to ``[F, h, w]``, or None."""
+    frames = frames.astype(np.int64, copy=False)
+    p1 = np.full(frames.shape, k, np.int64)
+    p2 = np.full(frames.shape, k, np.int64)
+    p1[1:] = frames[:-1]
+    p2[2:] = frames[:-2]
+    tpos = np.arange(frames.shape[0]) % clip_t
+    return Context(p1, p2, frames, tpos, parent)
+
+
+def tokens_all(cfg: PriorConfig, ctx: Context) -> np.ndarray:
+    """``[n, h, w, 30]`` tokens of every position of frames whose codes are all known (``ctx.cur``), each
+    position as its own pass sees it (what the encoder computes in one go, and what fitting trains on)."""
+    n, h, w = ctx.cur.shape
+    passes = pass_map(cfg.passes, h, w)
+    out = np.empty((n, h, w, cfg.n_slots), np.int64)
+    for p in range(cfg.passes):
+        seen = np.where(passes < p, ctx.cur, cfg.codebook_size + 1)
+        sel = passes == p
+        out[:, sel] = tokens(cfg, ctx._replace(cur=seen), p)[:, sel]
+    return out
+
+
+def upsample_parent(parent_frames: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
+    """The coarser level's grid ``[n, tt, ht, wt]`` repeated to this level's ``shape [n, t, h, w]`` and read
+    as ``[n * t, h, w]`` frames."""
+    up = parent_frames.astype(np.int64)
+    for axis in (1, 2, 3):
+        up = np.repeat(up, shape[axis] // parent_frames.shape[axis], axis=axis)
+    n, t, h, w = shape
+    return up.reshape(n * t, h, w)
+
+
+@contextmanager
+def one_thread():
+    """Run the prior's torch ops on one thread (restoring the caller's count after): its matrices are small, and
+    waking a second thread for each op costs more than it saves (measured: decoding 1.3-2x faster)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
+
+
+@dataclass(frozen=True, eq=False)
+class IntegerPrior:
+    """One level's prior in integers (see the module docstring)."""
+
+    config: PriorConfig
+    tables: np.ndarray  # int16 [sum(vocab), H0]: every slot's table, stacked in slot order
+    w1: np.ndarray  # int8 [H0, H1]
+    b1: np.ndarray  # int32 [H1]
+    m1: np.ndarray  # int32 [H1]
+    w2: np.ndarray  # int8 [H1, K]
+    b2: np.ndarray  # int32 [K]
+    s2: np.ndarray  # uint8 [K]: shifts, 0..31
+    wg: np.ndarray  # int8 [H1, N_COPY]
+    bg: np.ndarray  # int32 [N_COPY]
+    sg: np.ndarray  # uint8 [N_COPY]
+    exp_table: np.ndarray  # uint32 [R]: exp_table[d] ~ 2**24 exp(-d / LOGIT_SCALE), non-increasing, 1..2**24
+
+    FIELDS = ("tables", "w1", "b1", "m1", "w2", "b2", "s2", "wg", "bg", "sg", "exp_table")
+
+    def problem(self) -> str | None:
+        """What is wrong with these arrays (the first thing found), or None."""
+        c = self.config
+        bad = c.problem()
+        if bad:
+            return bad
+        k, h0, h1 = c.codebook_size, c.hidden0, c.hidden1
+        want = {"tables": (np.int16, (sum(c.vocab()), h0)), "w1": (np.int8, (h0, h1)), "b1": (np.int32, (h1,)),
+                "m1": (np.int32, (h1,)), "w2": (np.int8, (h1, k)), "b2": (np.int32, (k,)), "s2": (np.uint8, (k,)),
+                "wg": (np.int8, (h1, N_COPY)), "bg": (np.int32, (N_COPY,)), "sg": (np.uint8, (N_COPY,))}  # fmt: skip
+        for name, (dtype, shape) in want.items():
+            arr = getattr(self, name)
+            if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
+                return f"{name} must be {np.dtype(dtype).name} {list(shape)}"
+        for name in ("w1", "w2", "wg"):
+            if int(np.abs(getattr(self, name).astype(np.int64)).max(initial=0)) > W_MAX:
+                return f"{name} holds a weight outside -{W_MAX}..{W_MAX}"
+        if int(self.m1.min()) < 0 or int(self.m1.max()) >= 1 << 28:
+            return "m1 holds a multiplier outside 0..2**28 - 1"
+        for name in ("s2", "sg"):
+            if int(getattr(self, name).max(initial=0)) > 31:
+                return f"{name} holds a shift over 31"
+        if int(np.abs(self.b1.astype(np.int64)).max(initial=0)) >= 1 << 23:
+            return "b1 holds a bias of 2**23 or more"
+        reach = h1 * ACT_MAX * W_MAX  # the largest |h1 @ w|
+        for name in ("b2", "bg"):
+            if reach + int(np.abs(getattr(self, name).astype(np.int64)).max(initial=0)) >= 1 << 24:
+                return f"{name} holds a bias too large for exact float32 sums"
+        e = self.exp_table
+        if not isinstance(e, np.ndarray) or e.dtype != np.uint32 or e.ndim != 1 or not 2 <= len(e) <= 1 << 16:
+            return "exp_table must be uint32 [2..65536]"
+        if int(e.min()) < 1 or int(e[0]) > EXP_MAX or (np.diff(e.astype(np.int64)) > 0).any():
+            return "exp_table must be non-increasing, from 2**24 at most down to 1 at least"
+        return None
+
+    # ---- inference -----------------------------------------------------------------------------------
+    # Every step below computes the integer formulas of the module docstring exactly, in float32 / float64 on
+    # integer values: each intermediate is an integer (or an integer times a power of two) small enough for
+    # its float type, as ``problem`` checks from the arrays' ranges, so no rounding ever happens.
+
+    @cached_property
+    def _float(self) -> dict:
+        """The arrays as the float computation uses them, as torch tensors (scaled by powers of two only)."""
+        import torch
+
+        half, scale = float(1 << (REQ_SHIFT - 1)), 2.0**-REQ_SHIFT
+        b1, m1 = self.b1.astype(np.float64), self.m1.astype(np.float64)
+        s2, sg = np.ldexp(1.0, -self.s2.astype(np.int32)), np.ldexp(1.0, -self.sg.astype(np.int32))
+        arrays = {
+            "tables": self.tables.astype(np.float32), "w1": self.w1.astype(np.float32),
+            "m1": m1 * scale, "c1": (b1 * m1 + half) * scale,  # ((a + b) m + 2**23) >> 24 = floor(a m' + c')
+            "w2": self.w2.astype(np.float32), "s2": s2.astype(np.float32),  # (a + b) >> s = floor(a 2**-s + b 2**-s)
+            "c2": (self.b2 * s2).astype(np.float32), "wg": self.wg.astype(np.float32),
+            "sg": sg.astype(np.float32), "cg": (self.bg * sg).astype(np.float32),
+            "exp": self.exp_table.astype(np.float32),
+            "offsets": np.concatenate([[0], np.cumsum(self.config.vocab())[:-1]]).astype(np.int64),
+        }  # fmt: skip
+        out = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
+        out["w1_64"], out["w2_64"], out["wg_64"] = (out[n].double() for n in ("w1", "w2", "wg"))
+        out["copy_slots"] = torch.tensor(COPY_SLOTS)
+        return out
+
+    def _logits(self, tok: np.ndarray):
+        """``tok [n, 30]`` -> logits ``[n, K]`` (copy gains added), a float32 torch tensor of integers.
+
+        Exact, whatever the BLAS, thread count or batch, because every value is an integer (or an integer times a
+        power of two) that its float type holds, and so are the sums and products formed: the tables sum below
+        2**20 in float32; ``h @ w`` stays below 2**24 (``problem``), so a float32 product is exact in any
+        summation order (computed in float64 instead where torch may lower float32 matrix products to bf16:
+        ``torch.set_float32_matmul_precision`` other than "highest"); the first requantisation is float64,
+        below 2**53; ``(a + b) >> s`` is ``floor(a 2**-s + b 2**-s)`` with ``|a + b| < 2**24`` (``problem``)."""
+        import torch
+
+        fl = self._float
+        t = torch.from_numpy(np.ascontiguousarray(tok, dtype=np.int64))
+        exact32 = torch.get_float32_matmul_precision() == "highest"
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            a0 = torch.nn.functional.embedding_bag(t + fl["offsets"], fl["tables"], mode="sum")  # [n, H0]
+            h0 = torch.floor((a0 + (1 << (TABLE_SHIFT - 1))) * 2.0**-TABLE_SHIFT).clamp_(0, ACT_MAX)
+            a1 = torch.mm(h0, fl["w1"]).double() if exact32 else torch.mm(h0.double(), fl["w1_64"])
+            h1 = torch.floor(a1 * fl["m1"] + fl["c1"]).clamp_(0, ACT_MAX).float()  # [n, H1]
+            if exact32:
+                logit, gain = torch.mm(h1, fl["w2"]), torch.mm(h1, fl["wg"])
+            else:
+                h64 = h1.double()
+                logit, gain = torch.mm(h64, fl["w2_64"]).float(), torch.mm(h64, fl["wg_64"]).float()
+        logit.mul_(fl["s2"]).add_(fl["c2"]).floor_()  # [n, K]
+        gain = gain.mul_(fl["sg"]).add_(fl["cg"]).floor_()  # [n, N_COPY]
+        copy = t[:, fl["copy_slots"]]  # [n, N_COPY]
+        real = copy < self.config.codebook_size
+        logit.scatter_add_(1, copy.clamp(max=self.config.codebook_size - 1), gain * real)
+        return logit
+
+    def logits(self, tok: np.ndarray) -> np.ndarray:
+        """``tok [n, 30]`` -> logits ``[n, K]`` (copy gains added): integers, as float32."""
+        return self._logits(tok).numpy()
+
+    def frequencies(self, tok: np.ndarray) -> np.ndarray:
+        """``tok [n, 30]`` -> ``[n, K]`` float32: integer frequencies 1..2**24 (what the range coder receives)."""
+        import torch
+
+        logit = self._logits(tok)
+        gap = (logit.amax(1, keepdim=True) - logit).clamp_(max=len(self.exp_table) - 1).int()  # integers >= 0
+        return torch.index_select(self._float["exp"], 0, gap.view(-1)).view(gap.shape).numpy()
+
+    def index_bits(self, tok: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """-log2 of the probability of ``codes [n]`` given ``tok [n, 30]`` (the ideal code length, float64)."""
+        f = self.frequencies(tok)
+        return np.log2(f.sum(1, dtype=np.float64)) - np.log2(f[np.arange(len(f)), codes].astype(np.float64))
