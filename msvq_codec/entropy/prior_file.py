@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ class PriorModel:
     levels: tuple[IntegerPrior, ...]
     provenance: dict[str, Any]
 
-    @property
-    def prior_id(self) -> bytes:
+    @cached_property
+    def prior_id(self) -> bytes:  # computed once: it hashes every array
         digest = hashlib.sha256(f"msvq-prior-{PRIOR_FORMAT}".encode())
         digest.update(self.model_id)
         for i, lv in enumerate(self.levels):

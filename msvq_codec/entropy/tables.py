@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,8 @@ class EntropyModel:
     levels: tuple[LevelTables, ...]
     provenance: dict[str, Any]
 
-    @property
-    def entropy_id(self) -> bytes:
+    @cached_property
+    def entropy_id(self) -> bytes:  # computed once: it hashes every table
         return entropy_id(self.model_id, self.levels)
 
     def check(self) -> None:
