@@ -34,12 +34,14 @@ class RangeCoder(NamedTuple):
     decode: Callable[[Header, Sequence[bytes]], tuple[np.ndarray, ...]]  # FormatError for a bad stream
 
 
-def _sidecar(loaded: LoadedModel, codec: StreamCodec, path: Path, load, build):
-    """The sidecar ``path`` of ``loaded``'s weights, loaded once per (path, mtime, size) and checked."""
+def _sidecar(loaded: LoadedModel, codec: StreamCodec, path_of: Callable[[Path], Path], load, build):
+    """The sidecar ``path_of(weights)`` of ``loaded``'s weights, loaded by ``load`` once per (path, mtime, size),
+    checked against the weights, with ``build(model)``'s coders."""
     what = "entropy model" if codec == StreamCodec.CONTEXT else "prior"
     name = codec.name.lower()
     if loaded.path is None:
         raise WeightsError(f"these weights were not loaded from a file, so they have no {what}: use codec zstd")
+    path = path_of(loaded.path)
     try:
         stat = path.stat()
     except OSError:
@@ -75,8 +77,7 @@ def entropy_model(loaded: LoadedModel) -> tuple[EntropyModel, tuple[LevelCoder, 
             raise WeightsError(f"{sidecar_path(loaded.path)} does not match its weights' codebooks")
         return tuple(LevelCoder(t) for t in model.levels)
 
-    path = sidecar_path(loaded.path) if loaded.path is not None else Path()
-    return _sidecar(loaded, StreamCodec.CONTEXT, path, load_entropy, build)
+    return _sidecar(loaded, StreamCodec.CONTEXT, sidecar_path, load_entropy, build)
 
 
 def prior_model(loaded: LoadedModel) -> tuple[PriorModel, tuple[PriorCoder, ...]]:
@@ -92,8 +93,7 @@ def prior_model(loaded: LoadedModel) -> tuple[PriorModel, tuple[PriorCoder, ...]
                 raise WeightsError(f"{prior_path(loaded.path)} does not match its weights' levels")
         return tuple(PriorCoder(lv) for lv in model.levels)
 
-    path = prior_path(loaded.path) if loaded.path is not None else Path()
-    return _sidecar(loaded, StreamCodec.PRIOR, path, load_prior, build)
+    return _sidecar(loaded, StreamCodec.PRIOR, prior_path, load_prior, build)
 
 
 def range_coder(loaded: LoadedModel, codec: StreamCodec) -> RangeCoder:

@@ -32,8 +32,9 @@ def make_tiny_weights(path: Path, seed: int = 0, entropy: bool = True) -> Path:
     model.eval()
     mid = save_weights(path, model)
     if entropy:
-        save_entropy(sidecar_path(path), tiny_entropy(model, mid, seed))
-        save_prior(prior_path(path), tiny_prior(model, mid, seed))
+        videos = noise_codes(model, seed)  # encoded once, fitted on by both models
+        save_entropy(sidecar_path(path), tiny_entropy(model, mid, seed, videos))
+        save_prior(prior_path(path), tiny_prior(model, mid, seed, videos))
     return path
 
 
@@ -49,18 +50,19 @@ def noise_codes(model: MSVQVAE, seed: int = 0) -> list[list[np.ndarray]]:
     return [[np.stack([codes[c][lv][v].numpy() for c in range(2)]) for lv in range(len(codes[0]))] for v in range(3)]
 
 
-def tiny_entropy(model: MSVQVAE, model_id: bytes, seed: int = 0):
-    """An entropy model for ``model``, fitted on the codes of three clips of slowly drifting noise."""
+def tiny_entropy(model: MSVQVAE, model_id: bytes, seed: int = 0, videos=None):
+    """An entropy model for ``model``, fitted on the codes of three clips of slowly drifting noise (``videos``:
+    those codes, if already made)."""
     sizes = [model.config.codebook_size] * len(model.config.level_names)
-    return fit_model(model_id, sizes, noise_codes(model, seed), min_count=1,
+    return fit_model(model_id, sizes, videos or noise_codes(model, seed), min_count=1,
                      provenance={"fitted_on": "tests/tinymodel.py noise"})  # fmt: skip
 
 
 TINY_RECIPE = PriorRecipe(hidden0=16, hidden1=16, epochs=2.0, batch=256, lr=5e-3)
 
 
-def tiny_prior(model: MSVQVAE, model_id: bytes, seed: int = 0):
+def tiny_prior(model: MSVQVAE, model_id: bytes, seed: int = 0, videos=None):
     """A learned prior for ``model`` (a small recipe), fitted on the same codes as ``tiny_entropy``."""
     cfg = model.config
-    return fit_prior(model_id, cfg.codebook_size, [cfg.grid(n) for n in cfg.level_names], noise_codes(model, seed),
+    return fit_prior(model_id, cfg.codebook_size, [cfg.grid(n) for n in cfg.level_names], videos or noise_codes(model, seed),
                      replace(TINY_RECIPE, seed=seed), provenance={"fitted_on": "tests/tinymodel.py noise"})  # fmt: skip

@@ -25,7 +25,7 @@ import numpy as np
 
 from msvq_codec.codec import load_model
 from msvq_codec.entropy import LevelCoder, load_entropy, sidecar_path
-from msvq_codec.entropy.grids import grids_for
+from msvq_codec.entropy.grids import grids_for, training_grids
 from msvq_codec.entropy.prior import PriorConfig
 from msvq_codec.entropy.prior_fit import float_bits, integer_bits, level_samples, quantise, train_prior
 from msvq_codec.model.weights import find_weights
@@ -69,19 +69,11 @@ def main() -> int:
     loaded = load_model(weights, "cpu")
     entropy = load_entropy(sidecar_path(weights))
     cfg = loaded.model.config
+    runs, _ = training_grids(loaded, args.data, split=args.split, cache_dir=args.cache_dir)  # as fit-entropy reads them
     split = build_split(args.data, args.split, args.cache_dir, clip_size=cfg.clip_size, cache_size=cfg.clip_size,
                         fps=cfg.fps, clip_frames=cfg.clip_frames, seed=0, log=lambda m: None)
-    per_video: dict[int, set[int]] = {}
-    for ref in split.train:
-        per_video.setdefault(ref.video, set()).add(ref.start // cfg.clip_frames)
-    dev_videos = sorted({ref.video for ref in split.val})
-    grids = {v: grids_for(loaded, split.clip_caches[v]) for v in sorted(set(per_video) | set(dev_videos))}
-    runs = []  # runs of consecutive training clips
-    for v, clips in sorted(per_video.items()):
-        clips = sorted(clips)
-        cuts = [0] + [i for i in range(1, len(clips)) if clips[i] != clips[i - 1] + 1] + [len(clips)]
-        runs += [tuple(g[clips[a] : clips[b - 1] + 1] for g in grids[v].levels) for a, b in zip(cuts, cuts[1:])]
-    dev = [tuple(g[: grids[v].full_clips] for g in grids[v].levels) for v in dev_videos if grids[v].full_clips]
+    dev_grids = [grids_for(loaded, split.clip_caches[v]) for v in sorted({ref.video for ref in split.val})]
+    dev = [tuple(g[: d.full_clips] for g in d.levels) for d in dev_grids if d.full_clips]
 
     li = args.level
     t, h, w = cfg.grid(cfg.level_names[li])

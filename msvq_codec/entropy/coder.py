@@ -22,17 +22,38 @@ from msvq_codec.entropy.tables import CAND_BITS, ESCAPE_BITS, LevelTables
 from msvq_codec.errors import FormatError
 
 
-def _constriction():
+def load_constriction():
+    """The ``constriction`` module, imported on first use (not when msvq starts)."""
     import constriction
 
     return constriction
+
+
+def open_stream(data: bytes, what: str):
+    """An ANS decoder over a level's stream of u32 words; FormatError for bytes that are not one. (Shared with
+    ``prior_coder``: both codecs frame their streams alike.)"""
+    if len(data) % 4:
+        raise FormatError(f"{what}: {len(data)} bytes is not a whole number of 32-bit words")
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    try:
+        return load_constriction().stream.stack.AnsCoder(words)
+    except (ValueError, RuntimeError) as err:
+        raise FormatError(f"{what}: not a range-coded stream ({err})") from None
+
+
+def close_stream(coder, frames: np.ndarray, k: int, what: str) -> None:
+    """FormatError unless the decoder is exactly empty and every decoded index ``frames`` holds is below ``k``."""
+    if not coder.is_empty():
+        raise FormatError(f"{what}: corrupt range-coded data ({coder.num_bits()} bits left after the last index)")
+    if frames.size and int(frames.max()) >= k:  # cannot happen; never pass it on
+        raise FormatError(f"{what}: decoded an index outside the codebook")
 
 
 class LevelCoder:
     """Encode and decode one level with its tables (the constriction models are built once)."""
 
     def __init__(self, tables: LevelTables):
-        c = _constriction()
+        c = load_constriction()
         self.tables = tables
         self.k = tables.codebook_size
         self.m = tables.n_candidates
@@ -74,7 +95,7 @@ class LevelCoder:
     # ---- coding --------------------------------------------------------------------------------------
     def encode(self, grid: np.ndarray) -> bytes:
         """``grid [n_clips, t, h, w]`` (codes < K) -> the level's stream."""
-        c = _constriction()
+        c = load_constriction()
         frames = frames_of(np.asarray(grid)).astype(np.int64)
         slots, choices = self._choices(frames)
         flat = frames.reshape(choices.shape)
@@ -88,14 +109,7 @@ class LevelCoder:
 
     def decode(self, data: bytes, shape: tuple[int, int, int, int], what: str = "stream") -> np.ndarray:
         """The level's stream -> ``[n_clips, t, h, w]`` uint16; FormatError for a stream that is not one."""
-        c = _constriction()
-        if len(data) % 4:
-            raise FormatError(f"{what}: {len(data)} bytes is not a whole number of 32-bit words")
-        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-        try:
-            coder = c.stream.stack.AnsCoder(words)
-        except (ValueError, RuntimeError) as err:
-            raise FormatError(f"{what}: not a range-coded stream ({err})") from None
+        coder = open_stream(data, what)
         n, t, h, w = shape
         frames = np.empty((n * t, h, w), np.uint16)  # the output itself: 2 bytes an index, whatever the count
         none = np.full((h, w), self.k, np.int64)
@@ -114,8 +128,5 @@ class LevelCoder:
                 frames[f] = values.reshape(h, w)
         except (ValueError, RuntimeError, OverflowError) as err:
             raise FormatError(f"{what}: corrupt range-coded data ({err})") from None
-        if not coder.is_empty():
-            raise FormatError(f"{what}: corrupt range-coded data ({coder.num_bits()} bits left after the last index)")
-        if frames.size and int(frames.max()) >= self.k:  # cannot happen; never pass it on
-            raise FormatError(f"{what}: decoded an index outside the codebook")
+        close_stream(coder, frames, self.k, what)
         return frames.reshape(n, t, h, w)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from msvq_codec.entropy.coder import load_constriction, close_stream, open_stream
 from msvq_codec.entropy.context import frames_of
 from msvq_codec.entropy.prior import (
     Context, IntegerPrior, file_contexts, one_thread, pass_map, tokens, tokens_all, upsample_parent,
@@ -23,12 +24,6 @@ from msvq_codec.errors import FormatError
 _CHUNK_INDICES = 1 << 9  # positions whose [n, K] frequencies are built at once (their arrays stay in cache)
 
 
-def _constriction():
-    import constriction
-
-    return constriction
-
-
 class PriorCoder:
     """Encode and decode one level with its integer prior."""
 
@@ -36,7 +31,7 @@ class PriorCoder:
         self.prior = prior
         self.cfg = prior.config
         self.k = self.cfg.codebook_size
-        self.family = _constriction().stream.model.Categorical(perfect=False)
+        self.family = load_constriction().stream.model.Categorical(perfect=False)
 
     def _parent(self, parent: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
         if not self.cfg.parent_size:
@@ -84,7 +79,7 @@ class PriorCoder:
 
     def _encode(self, grid: np.ndarray, parent: np.ndarray | None) -> bytes:
         tok, codes = self._ordered(grid, parent)
-        coder = _constriction().stream.stack.AnsCoder()
+        coder = load_constriction().stream.stack.AnsCoder()
         last = len(codes)
         while last > 0:  # a stack: push the last chunk first
             first = max(0, last - _CHUNK_INDICES)
@@ -100,14 +95,7 @@ class PriorCoder:
 
     def _decode(self, data: bytes, shape: tuple[int, int, int, int], parent: np.ndarray | None,
                 what: str) -> np.ndarray:  # fmt: skip
-        c = _constriction()
-        if len(data) % 4:
-            raise FormatError(f"{what}: {len(data)} bytes is not a whole number of 32-bit words")
-        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-        try:
-            coder = c.stream.stack.AnsCoder(words)
-        except (ValueError, RuntimeError) as err:
-            raise FormatError(f"{what}: not a range-coded stream ({err})") from None
+        coder = open_stream(data, what)
         n, t, h, w = shape
         up = self._parent(parent, shape)
         frames = np.empty((n * t, h, w), np.uint16)
@@ -126,8 +114,5 @@ class PriorCoder:
                 frames[f] = cur[0]
         except (ValueError, RuntimeError, OverflowError) as err:
             raise FormatError(f"{what}: corrupt range-coded data ({err})") from None
-        if not coder.is_empty():
-            raise FormatError(f"{what}: corrupt range-coded data ({coder.num_bits()} bits left after the last index)")
-        if frames.size and int(frames.max()) >= self.k:  # cannot happen; never pass it on
-            raise FormatError(f"{what}: decoded an index outside the codebook")
+        close_stream(coder, frames, self.k, what)
         return frames.reshape(n, t, h, w)

@@ -147,7 +147,7 @@ def level_samples(cfg: PriorConfig, runs: Sequence[np.ndarray], parents: Sequenc
     return np.concatenate(toks), np.concatenate(codes)
 
 
-def train_prior(cfg: PriorConfig, tok: np.ndarray, codes: np.ndarray, *, epochs: float = 3.0, batch: int = 2048,
+def train_prior(cfg: PriorConfig, tok: np.ndarray, codes: np.ndarray, *, epochs: float = 2.0, batch: int = 2048,
                 lr: float = 2e-3, seed: int = 0, log=None, val: tuple[np.ndarray, np.ndarray] | None = None) -> FloatPrior:
     """Train the float prior on ``tok [N, 30]`` -> ``codes [N]`` with Adam and a cosine schedule."""
     say = log or (lambda message: None)
