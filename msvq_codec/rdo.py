@@ -172,6 +172,16 @@ def lookahead_bits(costs: LevelCosts, cur: np.ndarray, before: np.ndarray, optio
 # ---- the chooser ------------------------------------------------------------------------------------------
 
 
+def latent_distortion(z: Tensor, embed: Tensor, weight: float) -> np.ndarray:
+    """``weight ||z - e||^2`` of every latent of ``z [b, d, t, h, w]`` against every code ``e`` of ``embed [K, d]``,
+    as float64 ``[b * t, h * w, K]``: the latent frames in file order."""
+    b, d, t, h, w = z.shape
+    flat = z.float().permute(0, 2, 3, 4, 1).reshape(b * t, h * w, d)  # [F, n, d]
+    embed = embed.float()
+    dist = (flat.pow(2).sum(-1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1))  # [F, n, K]
+    return (weight * dist.clamp_min_(0)).cpu().numpy().astype(np.float64)
+
+
 class RdChooser:
     """The ``Chooser`` of one file (``MSVQVAE.encode``): called per batch, per level (top first), it chooses
     the batch's codes in file order, carrying each level's last two latent frames over to the next batch."""
@@ -188,10 +198,7 @@ class RdChooser:
     def __call__(self, level: str, z: Tensor, embed: Tensor) -> Tensor:
         b, d, t, h, w = z.shape
         costs = self.costs[level]
-        flat = z.float().permute(0, 2, 3, 4, 1).reshape(b * t, h * w, d)  # [F, n, d]: latent frames, file order
-        embed = embed.float()
-        dist = (flat.pow(2).sum(-1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1))  # [F, n, K]
-        distortion = (self.weights[level] * dist.clamp_min_(0)).cpu().numpy().astype(np.float64)
+        distortion = latent_distortion(z, embed, self.weights[level])  # [F, n, K]
         history = self.history.get(level, np.full((2, h * w), costs.k, np.int64))
         codes = self._greedy(costs, distortion, history, (h, w))
         if self.passes > 1:
@@ -258,10 +265,7 @@ class PriorChooser:
         b, d, t, h, w = z.shape
         coder = self.coders[level]
         cfg = coder.cfg
-        flat = z.float().permute(0, 2, 3, 4, 1).reshape(b * t, h * w, d)  # [F, n, d]: latent frames, file order
-        embed = embed.float()
-        dist = (flat.pow(2).sum(-1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1))  # [F, n, K]
-        distortion = (self.weights[level] * dist.clamp_min_(0)).cpu().numpy().astype(np.float64)
+        distortion = latent_distortion(z, embed, self.weights[level])  # [F, n, K]
         i = self.order.index(level)
         parent = upsample_parent(self.last[self.order[i - 1]], (b, t, h, w)) if cfg.parent_size else None
         none = np.full((h, w), cfg.codebook_size, np.int64)
