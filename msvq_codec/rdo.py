@@ -64,10 +64,11 @@ class Preset:
     passes: int
 
 
-# Tuned on the dev set (benchmarks/rate-control/history/rdo-sweep.json, benchmarks/rate-control/README.md) so
-# that the presets spread over about 1.0, 0.75, 0.6, 0.4 and 0.3 of max's bits; set on 16 clips, so round
-# numbers, not optima.
-_LAMBDAS = {"max": 0.0, "high": 250.0, "medium": 700.0, "low": 2000.0, "lowest": 4000.0}
+# Set on training footage (14 videos, never the dev set) with the prior's chooser, so that the presets spread
+# over about 1.0, 0.75, 0.6, 0.4 and 0.3 of max's bits (benchmarks/rate-control/prior-sweep*.json and the
+# README there): the lambdas landing on those fractions, to two significant figures. The context coder's
+# chooser uses the same lambdas.
+_LAMBDAS = {"max": 0.0, "high": 550.0, "medium": 1500.0, "low": 3800.0, "lowest": 5500.0}
 _PASSES = {"max": 1, "high": 2, "medium": 2, "low": 2, "lowest": 2}
 PRESETS = {name: Preset(name, id_, _LAMBDAS[name], _PASSES[name])
            for id_, name in QUALITY_PRESETS.items() if name in _LAMBDAS}  # fmt: skip

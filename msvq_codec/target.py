@@ -32,7 +32,7 @@ import numpy as np
 from msvq_codec.errors import MsvqError, UsageError
 
 TOLERANCE = 0.05  # a file within this share of the target is on target
-LAMBDA_FIRST = 700.0  # the first lambda tried after max (the medium preset's)
+LAMBDA_FIRST = 1500.0  # the first lambda tried after max (the medium preset's)
 LAMBDA_MAX = 1e7  # far beyond every preset: in effect, every position its cheapest code
 MAX_PROBES = 12  # encodes at most, max's included
 SLOPE = -0.35  # d log(bits) / d log(lambda): the presets' rates on the dev set, as a first guess
