@@ -5,6 +5,8 @@ benchmarks/speed/model_speed.py, not here."""
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,7 +117,10 @@ def test_precisions():
     assert resolve_precision("fp32") == Precision(F32, F32)
     assert resolve_precision("bf16") == Precision(BF16, BF16)
     auto = resolve_precision("auto", "cpu")
-    assert auto == (Precision(F32, BF16) if fast.bf16_is_fast("cpu") else Precision(F32, F32))
+    assert auto == (Precision(F32, BF16) if fast.bf16_pays() else Precision(F32, F32))
+    assert not fast.bf16_pays() or fast.bf16_is_fast("cpu")  # only ever what the CPU has
+    if sys.platform.startswith("linux") and Path("/proc/cpuinfo").exists():
+        assert fast.cpu_vendor()  # read from /proc/cpuinfo
     assert auto.encode == F32  # bf16 encoding changes too many indices; auto never does it
     with pytest.raises(UsageError, match="precision"):
         resolve_precision("fp16")

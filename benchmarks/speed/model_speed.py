@@ -69,7 +69,7 @@ def main() -> None:
     flops = flops_per_frame(ref)
     print(f"{len(args.videos)} videos, {x.shape[0]} clips ({frames} frames), batch {args.batch}, "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-          f"bf16 native: {fast.bf16_is_fast()}")  # fmt: skip
+          f"bf16 native: {fast.bf16_is_fast()}, auto decodes in bf16: {fast.bf16_pays()} ({fast.cpu_vendor()})")  # fmt: skip
     print(f"weights: {loaded.path} (model {loaded.model_id.hex()})")
     print(f"model: {flops.encode / 1e9:.3f} GFLOP/frame to encode, {flops.decode / 1e9:.3f} to decode "
           "(FlopCounterMode, one clip)\n")  # fmt: skip

@@ -269,14 +269,15 @@ class IntegerPrior:
         arrays = {
             "tables": self.tables.astype(np.float32), "w1": self.w1.astype(np.float32),
             "m1": m1 * scale, "c1": (b1 * m1 + half) * scale,  # ((a + b) m + 2**23) >> 24 = floor(a m' + c')
-            "w2": self.w2.astype(np.float32), "s2": s2.astype(np.float32),  # (a + b) >> s = floor(a 2**-s + b 2**-s)
-            "c2": (self.b2 * s2).astype(np.float32), "wg": self.wg.astype(np.float32),
-            "sg": sg.astype(np.float32), "cg": (self.bg * sg).astype(np.float32),
+            # (a + b) >> s = floor(a 2**-s + b 2**-s): the shifts folded into the output layer's columns (w2 | wg)
+            # and its bias (b2 | bg), so that one addmm and a floor give the logits and the copy gains
+            "wo": np.concatenate([self.w2 * s2[None, :], self.wg * sg[None, :]], axis=1).astype(np.float32),
+            "co": np.concatenate([self.b2 * s2, self.bg * sg]).astype(np.float32),
             "exp": self.exp_table.astype(np.float32),
             "offsets": np.concatenate([[0], np.cumsum(self.config.vocab())[:-1]]).astype(np.int64),
         }  # fmt: skip
         out = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
-        out["w1_64"], out["w2_64"], out["wg_64"] = (out[n].double() for n in ("w1", "w2", "wg"))
+        out["w1_64"], out["wo_64"], out["co_64"] = (out[n].double() for n in ("w1", "wo", "co"))
         out["copy_slots"] = torch.tensor(COPY_SLOTS)
         return out
 
@@ -288,7 +289,9 @@ class IntegerPrior:
         2**20 in float32; ``h @ w`` stays below 2**24 (``problem``), so a float32 product is exact in any
         summation order (computed in float64 instead where torch may lower float32 matrix products to bf16:
         ``torch.set_float32_matmul_precision`` other than "highest"); the first requantisation is float64,
-        below 2**53; ``(a + b) >> s`` is ``floor(a 2**-s + b 2**-s)`` with ``|a + b| < 2**24`` (``problem``)."""
+        below 2**53; ``(a + b) >> s`` is ``floor(a 2**-s + b 2**-s)`` with ``|a + b| < 2**24`` (``problem``), so the
+        shifts are folded into the output layer's columns and biases (exact: powers of two) and one ``addmm``
+        gives the logits and the copy gains together."""
         import torch
 
         fl = self._float
@@ -298,17 +301,17 @@ class IntegerPrior:
             a0 = torch.nn.functional.embedding_bag(t + fl["offsets"], fl["tables"], mode="sum")  # [n, H0]
             h0 = torch.floor((a0 + (1 << (TABLE_SHIFT - 1))) * 2.0**-TABLE_SHIFT).clamp_(0, ACT_MAX)
             a1 = torch.mm(h0, fl["w1"]).double() if exact32 else torch.mm(h0.double(), fl["w1_64"])
-            h1 = torch.floor(a1 * fl["m1"] + fl["c1"]).clamp_(0, ACT_MAX).float()  # [n, H1]
+            h1 = torch.floor(a1 * fl["m1"] + fl["c1"]).clamp_(0, ACT_MAX)  # [n, H1] float64
             if exact32:
-                logit, gain = torch.mm(h1, fl["w2"]), torch.mm(h1, fl["wg"])
+                out = torch.addmm(fl["co"], h1.float(), fl["wo"])
             else:
-                h64 = h1.double()
-                logit, gain = torch.mm(h64, fl["w2_64"]).float(), torch.mm(h64, fl["wg_64"]).float()
-        logit.mul_(fl["s2"]).add_(fl["c2"]).floor_()  # [n, K]
-        gain = gain.mul_(fl["sg"]).add_(fl["cg"]).floor_()  # [n, N_COPY]
+                out = torch.addmm(fl["co_64"], h1, fl["wo_64"]).float()
+        k = self.config.codebook_size
+        out.floor_()  # [n, K + N_COPY]
+        logit, gain = out[:, :k], out[:, k:]  # [n, K], [n, N_COPY] (views)
         copy = t[:, fl["copy_slots"]]  # [n, N_COPY]
-        real = copy < self.config.codebook_size
-        logit.scatter_add_(1, copy.clamp(max=self.config.codebook_size - 1), gain * real)
+        real = copy < k
+        logit.scatter_add_(1, copy.clamp(max=k - 1), gain * real)
         return logit
 
     def logits(self, tok: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@ reference (fp32, training's code); this module computes the same functions from 
 * precision per direction. ``fp32``: everything in float32 (indices equal the reference's but for rounding
   ties). ``bf16``: the convolutions in bfloat16 (AVX512-BF16 / AMX doubles a CPU's FLOP rate), but the
   pre-quantisation convs and the nearest-code search stay float32, so codes are chosen at full precision.
-  ``auto``: on a CPU with bf16 arithmetic, fp32 to encode and bf16 to decode, elsewhere fp32 for both.
+  ``auto``: fp32 to encode; bf16 to decode on a CPU where bf16 is faster (``bf16_pays``: AMX, or AVX512-BF16
+  on AMD), else fp32 for both. An Intel CPU with AVX512-BF16 but no AMX runs the decoder slower in bf16.
   Encoding stays fp32 under ``auto`` because bf16 activations move enough encoder outputs across a Voronoi
   boundary to change several percent of the indices (mostly among near-duplicate codebook entries), while a
   bf16 decode stays far above 45 dB of the fp32 one (``benchmarks/speed/model_speed.py`` measures both).
@@ -22,6 +23,7 @@ the architecture ``vqvae.py`` defines; ``tests/test_fast.py`` checks it against 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import weakref
@@ -55,11 +57,36 @@ def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
     return any(check is not None and check() for check in checks)
 
 
+def cpu_vendor() -> str:
+    """The CPU's vendor id as Linux reports it ("AuthenticAMD", "GenuineIntel"), or "" where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+@functools.cache
+def bf16_pays() -> bool:
+    """Whether this CPU decodes faster in bf16 than in fp32: one with AMX (Intel's matrix units), or an AMD CPU
+    with AVX512-BF16. Intel CPUs with AVX512-BF16 and no AMX gain nothing from it (measured on a 2-core Intel
+    Xeon VM: the decoder at 141 frames/s in bf16 against 217 in fp32, ``benchmarks/speed/model_speed.py``),
+    while an AMD EPYC decodes twice as fast. A rule, not a timing: a choice timed at start-up could differ
+    between two runs on a busy machine and change the decoded pixels."""
+    if not bf16_is_fast("cpu"):
+        return False
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(amx is not None and amx()) or cpu_vendor() == "AuthenticAMD"
+
+
 def resolve_precision(name: str, device: torch.device | str = "cpu") -> Precision:
     """``auto`` | ``fp32`` | ``bf16`` -> the dtypes encode and decode compute in on ``device``."""
     if name not in PRECISIONS:
         raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, not {name!r}")
-    if name == "fp32" or (name == "auto" and (torch.device(device).type != "cpu" or not bf16_is_fast(device))):
+    if name == "fp32" or (name == "auto" and (torch.device(device).type != "cpu" or not bf16_pays())):
         return Precision(torch.float32, torch.float32)
     if name == "bf16":
         return Precision(torch.bfloat16, torch.bfloat16)
