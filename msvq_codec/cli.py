@@ -498,6 +498,12 @@ def train(
     hide_bottom: Optional[float] = typer.Option(
         None, help="Share of training clips decoded from their top codes alone, so the top level carries content."
     ),
+    hide_bottom_unit: Optional[str] = typer.Option(
+        None, help="What --hide-bottom hides: clip (a clip's whole bottom latent) | position (single positions)."
+    ),
+    hide_bottom_steps: Optional[int] = typer.Option(
+        None, help="Lower the --hide-bottom share linearly to 0 over this many steps (0: hold it)."
+    ),
     gamma: Optional[float] = typer.Option(None, help="Perceptual loss weight (paper: 0.4; cpu: 0 until a last phase)."),
     no_perceptual: bool = typer.Option(False, "--no-perceptual", help="gamma = 0 (the paper's ablation)."),
     perceptual_norm: Optional[str] = typer.Option(None, help="VGG features: channel (unit length, as LPIPS) | none."),
@@ -537,7 +543,7 @@ def train(
     given = dict(
         gamma=0.0 if no_perceptual else gamma, perceptual_norm=perceptual_norm, lr=lr, schedule=schedule,
         warmup_steps=warmup_steps, grad_clip=grad_clip, weight_ema=weight_ema, dead_code_fraction=dead_code_fraction,
-        hide_bottom=hide_bottom,
+        hide_bottom=hide_bottom, hide_bottom_unit=hide_bottom_unit, hide_bottom_steps=hide_bottom_steps,
         batch_size=batch_size, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
         checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes, augment=augment, seed=seed,
         workers=workers, channels_last=channels_last or None,

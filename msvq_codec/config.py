@@ -121,6 +121,11 @@ class TrainConfig:
     # beside the raw weights and exported when present (0: none)
     hide_bottom: float = 0.0  # share of training clips reconstructed from their top codes alone (the bottom
     # latent zeroed), so that the top level must carry the picture's coarse content; 0: never (the paper)
+    hide_bottom_unit: str = "clip"  # what is hidden: "clip", a clip's whole bottom latent; "position", single
+    # positions of the bottom grid, each with probability hide_bottom (the rest of the clip kept)
+    hide_bottom_steps: int = 0  # the share falls linearly from hide_bottom to 0 over this many steps of the
+    # phase, then stays 0 (the top learns to carry content first, the decoder then learns from both levels);
+    # 0: held at hide_bottom for the whole run
     dead_code_fraction: float = 0.0  # codebook restarts: 0 the paper's absolute threshold (ModelConfig);
     # f > 0: dead below f x the batch's mean hits per entry, restarted at that mean (see EMAQuantizer)
     batch_size: int = 8  # clips per optimiser step (per process under DDP)
@@ -149,9 +154,20 @@ class TrainConfig:
             raise UsageError(f"weight_ema must be in [0, 1), not {self.weight_ema}")
         if not 0.0 <= self.hide_bottom < 1.0:
             raise UsageError(f"hide_bottom must be in [0, 1), not {self.hide_bottom}")
+        if self.hide_bottom_unit not in HIDE_UNITS:
+            raise UsageError(f"hide_bottom_unit must be one of {', '.join(HIDE_UNITS)}, not {self.hide_bottom_unit!r}")
+        if self.hide_bottom_steps < 0:
+            raise UsageError(f"hide_bottom_steps must be 0 or more, not {self.hide_bottom_steps}")
+
+    def hide_share(self, phase_step: int) -> float:
+        """The share of clips decoded from their top codes alone at step ``phase_step`` of the phase."""
+        if not self.hide_bottom_steps:
+            return self.hide_bottom
+        return self.hide_bottom * max(0.0, 1.0 - phase_step / self.hide_bottom_steps)
 
 
 SCHEDULES = ("cosine", "constant")
+HIDE_UNITS = ("clip", "position")
 
 # Training recipes: named sets of TrainConfig values. "paper" is TrainConfig's defaults (Sections 4.1-4.2).
 # "cpu" is this project's recipe for an open-ended CPU budget accumulated over many sittings: batch 4,

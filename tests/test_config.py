@@ -20,10 +20,21 @@ def test_cpu_recipe_differs_only_where_it_says_and_overrides_win():
     assert train_recipe("cpu", gamma=0.4).schedule == "constant"
 
 
-@pytest.mark.parametrize("bad", [dict(schedule="linear"), dict(weight_ema=1.0), dict(weight_ema=-0.1)])
+@pytest.mark.parametrize("bad", [dict(schedule="linear"), dict(weight_ema=1.0), dict(weight_ema=-0.1),
+                                 dict(hide_bottom=1.0), dict(hide_bottom_steps=-1), dict(hide_bottom_unit="frame")])
 def test_bad_train_values_are_usage_errors(bad):
     with pytest.raises(UsageError):
         TrainConfig(**bad)
+
+
+def test_hide_share_is_held_or_falls_linearly_to_zero():
+    held = TrainConfig(hide_bottom=0.25)
+    assert [held.hide_share(s) for s in (0, 10**6)] == [0.25, 0.25]
+    falling = TrainConfig(hide_bottom=0.25, hide_bottom_steps=100)
+    shares = [falling.hide_share(s) for s in range(0, 130, 10)]
+    assert shares[0] == 0.25 and shares[5] == 0.125 and shares[10:] == [0.0, 0.0, 0.0]
+    assert all(a > b for a, b in zip(shares[:10], shares[1:11]))  # strictly falling until it reaches 0
+    assert TrainConfig().hide_share(0) == 0.0  # the paper: never
 
 
 def test_unknown_recipe_is_a_usage_error():

@@ -73,6 +73,19 @@ def test_decode_of_encode_matches_the_training_forward_and_is_deterministic():
     assert all(torch.equal(a, b) for a, b in zip(model.encode(x).by_level(), codes.by_level()))
 
 
+def test_hidden_positions_zero_only_their_own_bottom_latents():
+    model = seeded(model_preset("tiny"))
+    x = torch.rand(2, 3, 32, 64, 64)
+    t, h, w = model.config.grid("bottom")
+    none, mask = torch.zeros(2, t, h, w, dtype=torch.bool), torch.zeros(2, t, h, w, dtype=torch.bool)
+    mask[1, 0, 0, 0] = True  # one position of the second clip
+    with torch.no_grad():
+        full, hidden = model(x, none).recon, model(x, mask).recon
+    assert torch.equal(full[0], hidden[0])  # the first clip is untouched
+    changed = (full[1] - hidden[1]).abs().amax(dim=0) > 0  # [T, H, W]
+    assert changed.any() and not changed.all()  # a local change, around the hidden position
+
+
 def test_hidden_clips_are_decoded_from_their_top_codes_alone():
     model = seeded(model_preset("tiny"))
     x = torch.rand(3, 3, 32, 64, 64)

@@ -242,6 +242,13 @@ def test_a_trained_models_top_grid_varies_with_the_clip(data_dir, tmp_path):
     assert val["val_top_grids"] > 1
 
 
+def test_hiding_positions_or_a_falling_share_trains(data_dir, tmp_path):
+    # the loop builds a per-position mask of the bottom grid's shape, and a share that falls to 0 stops hiding
+    for name, recipe in (("pos", dict(hide_bottom_unit="position")), ("fall", dict(hide_bottom_steps=2))):
+        final = load_checkpoint(run(data_dir, tmp_path / name, steps=3, hide_bottom=0.5, **recipe))
+        assert final["step"] == 3 and all(math.isfinite(r["loss"]) for r in records(tmp_path / name) if "loss" in r)
+
+
 def test_weight_average_is_validated_and_exported(data_dir, tmp_path):
     final = run(data_dir, tmp_path / "run", steps=4, weight_ema=0.5)
     ckpt = load_checkpoint(final)

@@ -124,6 +124,8 @@ def main() -> int:
     parser.add_argument("--init-from", type=Path, help="weights to continue from (fresh optimiser)")
     parser.add_argument("--hide-bottom", type=float, default=0.0, help="share of training clips decoded from their "
                         "top codes alone (TrainConfig.hide_bottom), so that the top level carries content")
+    parser.add_argument("--hide-bottom-until", type=float, default=0.0, help="lower that share linearly to 0 over "
+                        "this fraction of the planned steps (TrainConfig.hide_bottom_steps); 0: hold it")
     parser.add_argument("--reseed-top", action="store_true", help="with --init-from: seed the top codebook anew "
                         "from the top encoder's outputs")
     parser.add_argument("--step-s", type=float, help="skip the layout timing: seconds per timed step, channels-last")
@@ -196,6 +198,7 @@ def main() -> int:
         max_steps=max_steps, max_minutes=train_s / 60, weight_ema=args.weight_ema, workers=args.workers,
         checkpoint_minutes=args.validate_minutes, checkpoint_every=1_000_000, val_every=1_000_000,
         channels_last=channels_last, hide_bottom=args.hide_bottom,
+        hide_bottom_steps=int(args.hide_bottom_until * max_steps),
         extra={"data": str(args.corpus), "split": "files", "recipe": "gpu-burst"},
     )  # fmt: skip
     options = RunOptions(args.corpus, run_dir, split="files", val_list=val_list, cache_dir=cache, device=args.device,

@@ -117,11 +117,14 @@ class MSVQVAE(nn.Module):
 
     def forward(self, x: Tensor, hide_bottom: Tensor | None = None) -> ForwardOutput:
         """Training pass: x [b, 3, T, H, W] in [0, 1] -> unclamped reconstruction, VQ loss and codes.
-        ``hide_bottom`` [b] bool: clips whose reconstruction sees only the top codes (the bottom latent zeroed),
-        so that the top level learns to carry the picture on its own (``TrainConfig.hide_bottom``)."""
+        ``hide_bottom`` bool, [b]: clips whose reconstruction sees only the top codes (the bottom latent zeroed),
+        or [b, t_b, h_b, w_b]: positions of the bottom grid zeroed, so that the top level learns to carry the
+        picture (``TrainConfig.hide_bottom``)."""
         z_b, z_t, vq_loss, codes = self._quantize(x)
         if hide_bottom is not None and z_t is not None:
-            z_b = z_b * (~hide_bottom).to(z_b.dtype).view(-1, 1, 1, 1, 1)  # [b, d, t, h, w]
+            keep = (~hide_bottom).to(z_b.dtype)
+            keep = keep.view(-1, 1, 1, 1, 1) if keep.dim() == 1 else keep.unsqueeze(1)  # [b, 1, t|1, h|1, w|1]
+            z_b = z_b * keep  # [b, d, t, h, w]
         return ForwardOutput(self._decode_latents(z_b, z_t), vq_loss, codes)
 
     @torch.no_grad()

@@ -396,9 +396,11 @@ def train(
                 t0 = time.monotonic()
                 clips = to_unit(clips, device, memory_format)  # [b, 3, T, H, W]
                 with _autocast(device, config.amp):
-                    hide = None  # [b] bool: clips decoded from their top codes alone
-                    if config.hide_bottom:
-                        hide = torch.rand(clips.shape[0], device=device) < config.hide_bottom
+                    hide = None  # bool [b]: clips decoded from their top codes alone; [b, t, h, w]: positions hidden
+                    share = config.hide_share(step - phase_start)
+                    if share:
+                        unit = () if config.hide_bottom_unit == "clip" else model_config.grid("bottom")
+                        hide = torch.rand((clips.shape[0], *unit), device=device) < share
                     out = net(clips, hide)
                     recon_loss = F.mse_loss(out.recon.float(), clips)
                     perc_loss = perceptual(out.recon, clips) if perceptual is not None else torch.zeros((), device=device)
