@@ -630,11 +630,11 @@ def export(
     if data is None:
         from msvq_codec.entropy import sidecar_path
         from msvq_codec.entropy.prior_file import prior_path
-        from msvq_codec.entropy.tables import sidecar_model_id
+        from msvq_codec.entropy.sidecar import model_id_of
 
         missing = []
         for stale, what in ((prior_path(output), "prior"), (sidecar_path(output), "entropy model")):
-            if stale.is_file() and sidecar_model_id(stale) != mid:  # the replaced weights' own: of no use to these
+            if stale.is_file() and model_id_of(stale) != mid:  # the replaced weights' own: of no use to these
                 stale.unlink()
                 err.print(f"note: removed {stale}, the {what} of the weights {output} replaced", highlight=False,
                           soft_wrap=True)  # fmt: skip

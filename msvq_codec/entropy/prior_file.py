@@ -88,20 +88,17 @@ def save_prior(path: str | Path, model: PriorModel) -> bytes:
 def load_prior(path: str | Path) -> PriorModel:
     """Read and check a prior sidecar (WeightsError if it is missing, malformed or altered)."""
     path = Path(path)
-    meta, tensors = sidecar.read(path, "prior")
-    if meta.get("msvq_prior_format") != PRIOR_FORMAT:
-        raise WeightsError(f"{path} is not an msvq prior (format {PRIOR_FORMAT})")
+    meta, tensors = sidecar.read(path, "prior", "msvq_prior_format", PRIOR_FORMAT)
     try:
         configs = json.loads(meta["configs"])
-        model_id = bytes.fromhex(meta["msvq_model_id"])
-        provenance = json.loads(meta.get("provenance") or "{}")
+        model_id, provenance = sidecar.origin(meta)
         if not isinstance(configs, list) or not 1 <= len(configs) <= 4:
             raise ValueError("configs")
         levels = tuple(IntegerPrior(PriorConfig(**cfg), *(tensors[f"level{i}.{name}"] for name in IntegerPrior.FIELDS))
                        for i, cfg in enumerate(configs))  # fmt: skip
     except (KeyError, ValueError, TypeError) as err:
         raise WeightsError(f"{path}: malformed prior ({type(err).__name__}: {err})") from None
-    model = PriorModel(model_id, levels, provenance if isinstance(provenance, dict) else {})
+    model = PriorModel(model_id, levels, provenance)
     try:
         model.check()
     except WeightsError as err:

@@ -4,8 +4,10 @@ written atomically. What each holds is its model's module's business (``tables``
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,8 +37,9 @@ def write(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict[str, 
         partial.unlink(missing_ok=True)
 
 
-def read(path: str | Path, what: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    """(metadata, tensors) of a sidecar; WeightsError naming ``what`` if it is missing or not safetensors."""
+def read(path: str | Path, what: str, format_key: str, fmt: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(metadata, tensors) of a sidecar whose metadata ``format_key`` is ``fmt``; WeightsError naming ``what`` if
+    it is missing, not safetensors or another format."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -44,9 +47,23 @@ def read(path: str | Path, what: str) -> tuple[dict[str, str], dict[str, np.ndar
         raise WeightsError(f"no {what} at {path}")
     try:
         with safe_open(str(path), framework="numpy") as f:
-            return dict(f.metadata() or {}), {key: f.get_tensor(key) for key in f.keys()}
+            meta, tensors = dict(f.metadata() or {}), {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, ValueError, TypeError) as err:
         raise WeightsError(f"{path} is not a safetensors {what} ({err})") from None
+    if meta.get(format_key) != fmt:
+        raise WeightsError(f"{path} is not an msvq {what} (format {fmt})")
+    return meta, tensors
+
+
+class Origin(NamedTuple):
+    model_id: bytes  # the weights the sidecar was fitted for
+    provenance: dict  # how it was fitted (free-form)
+
+
+def origin(meta: dict[str, str]) -> Origin:
+    """The model ID and provenance a sidecar's metadata records (KeyError or ValueError if malformed)."""
+    provenance = json.loads(meta.get("provenance") or "{}")
+    return Origin(bytes.fromhex(meta["msvq_model_id"]), provenance if isinstance(provenance, dict) else {})
 
 
 def model_id_of(path: str | Path) -> bytes | None:

@@ -151,21 +151,13 @@ def save_entropy(path: str | Path, model: EntropyModel) -> bytes:
     return eid
 
 
-def sidecar_model_id(path: str | Path) -> bytes | None:
-    """The model ID an entropy sidecar (or a prior's) says it was fitted for (None if it is not readable)."""
-    return sidecar.model_id_of(path)
-
-
 def load_entropy(path: str | Path) -> EntropyModel:
     """Read and check an entropy sidecar (WeightsError if it is missing, malformed or altered)."""
     path = Path(path)
-    meta, tensors = sidecar.read(path, "entropy model")
-    if meta.get("msvq_entropy_format") != ENTROPY_FORMAT:
-        raise WeightsError(f"{path} is not an msvq entropy model (format {ENTROPY_FORMAT})")
+    meta, tensors = sidecar.read(path, "entropy model", "msvq_entropy_format", ENTROPY_FORMAT)
     try:
         sizes = json.loads(meta["codebook_sizes"])
-        model_id = bytes.fromhex(meta["msvq_model_id"])
-        provenance = json.loads(meta.get("provenance") or "{}")
+        model_id, provenance = sidecar.origin(meta)
         if not isinstance(sizes, list) or not 1 <= len(sizes) <= 4:
             raise ValueError("codebook_sizes")
         levels = tuple(
@@ -173,7 +165,7 @@ def load_entropy(path: str | Path) -> EntropyModel:
         )
     except (KeyError, ValueError, TypeError) as err:
         raise WeightsError(f"{path}: malformed entropy model ({type(err).__name__}: {err})") from None
-    model = EntropyModel(model_id, levels, provenance if isinstance(provenance, dict) else {})
+    model = EntropyModel(model_id, levels, provenance)
     try:
         model.check()
     except WeightsError as err:
