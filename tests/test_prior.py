@@ -16,9 +16,10 @@ import pytest
 
 from msvq_codec import codec
 from msvq_codec.container import Header, LevelInfo, StreamCodec, from_bytes, to_bytes
+import msvq_codec.entropy.prior as prior_module
 from msvq_codec.entropy.prior import (
     ACT_MAX, EXP_MAX, LOGIT_SCALE, N_COPY, REQ_SHIFT, TABLE_SHIFT, W_MAX, COPY_SLOTS, IntegerPrior, PriorConfig,
-    file_contexts, pass_map, tokens_all,
+    Context, file_contexts, neighbour_index, pass_map, set_current, tokens, tokens_all,
 )  # fmt: skip
 from msvq_codec.entropy.prior_coder import PriorCoder
 from msvq_codec.entropy.prior_file import PriorModel, load_prior, prior_path, save_prior
@@ -126,6 +127,28 @@ def test_a_pass_sees_nothing_of_its_own_pass_or_later_ones(passes):
         assert (again[f][m == passes - 1] != base[f][m == passes - 1]).any()
 
 
+@pytest.mark.parametrize("passes", [2, 4])
+def test_the_decoders_refreshed_tokens_are_the_encoders(passes):
+    """The decoder computes a frame's tokens once and refreshes only the current-frame slots of each later pass
+    (``set_current`` at ``neighbour_index``): the same tokens as ``tokens_all`` gives the encoder."""
+    cfg = config(passes=passes)
+    rng = np.random.default_rng(4)
+    frames = walk(rng, cfg.codebook_size, (2, cfg.clip_t, cfg.height, cfg.width)).reshape(-1, cfg.height, cfg.width)
+    ctx = file_contexts(frames, cfg.clip_t, None, cfg.codebook_size)
+    want = tokens_all(cfg, ctx)  # [F, h, w, 30]
+    m = pass_map(passes, cfg.height, cfg.width)
+    f, k = 5, cfg.codebook_size
+    padded = np.full((1, cfg.height + 2, cfg.width + 2), k, np.int64)
+    padded[0, 1:-1, 1:-1] = np.where(m < 1, frames[f], k + 1)  # what pass 1 sees: pass 0 decoded
+    seen = tokens(cfg, Context(ctx.p1[f : f + 1], ctx.p2[f : f + 1], padded[:, 1:-1, 1:-1], ctx.tpos[f : f + 1], None), 0)
+    for p in range(1, passes):
+        padded[0, 1:-1, 1:-1] = np.where(m < p, frames[f], k + 1)
+        ys, xs = np.nonzero(m == p)
+        tok = seen[0][ys, xs]
+        set_current(cfg, tok, padded.reshape(-1)[neighbour_index(cfg.height, cfg.width, ys, xs)], p)
+        np.testing.assert_array_equal(tok, want[f][ys, xs])
+
+
 def test_tokens_at_the_edges_and_at_the_start_of_a_file():
     cfg = config()
     tok = some_tokens(cfg).reshape(-1, cfg.height, cfg.width, cfg.n_slots)
@@ -141,11 +164,24 @@ def test_tokens_at_the_edges_and_at_the_start_of_a_file():
 # ---- the integer network ------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["integer", "float"])
+def path(request, monkeypatch):
+    """Run the prior on its integer matrix products, or on its float fallback."""
+    monkeypatch.setattr(prior_module, "FORCE_FLOAT_PATH", request.param == "float")
+    prior_module._int_mm_works.cache_clear()
+    yield request.param
+    prior_module._int_mm_works.cache_clear()
+
+
+def test_this_torch_has_the_integer_path():
+    assert prior_module._int_mm_works()
+
+
 @pytest.mark.parametrize("extreme", [False, True])
-def test_logits_equal_an_int64_reference(extreme):
-    """float32 products of integers are exact while every partial sum stays below 2**24: the network equals its
-    int64 reference, even with every weight and activation at its largest and the widest layers the config
-    allows (518 * 255 * 127 = 16,775,430 < 2**24), with a logit bias as large as ``problem`` lets through."""
+def test_logits_equal_an_int64_reference(extreme, path):
+    """Both computations are exact: the network equals its int64 reference, even with every weight and
+    activation at its largest and the widest layers the config allows (518 * 255 * 127 = 16,775,430 < 2**24),
+    with a logit bias as large as ``problem`` lets through."""
     cfg = config(hidden=8) if not extreme else config(hidden=518)
     p = random_prior(cfg, extreme=extreme)
     assert p.problem() is None
@@ -154,7 +190,7 @@ def test_logits_equal_an_int64_reference(extreme):
     assert PriorConfig(**{**cfg.to_dict(), "hidden0": 519}).problem() is not None  # one wider is refused
 
 
-def test_frequencies_are_the_exp_table_of_the_logits_whatever_the_batch():
+def test_frequencies_are_the_exp_table_of_the_logits_whatever_the_batch(path):
     cfg = config(k=100, hidden=16)
     p = random_prior(cfg, seed=1)
     tok = some_tokens(cfg, seed=1)
@@ -183,7 +219,7 @@ def test_the_same_frequencies_under_one_and_two_threads():
         assert out.stdout.strip() == want.hexdigest()
 
 
-def test_the_same_frequencies_whatever_torch_is_set_to():
+def test_the_same_frequencies_whatever_torch_is_set_to(path):
     """A caller's lowered float32 matmul precision or a bf16 autocast around the coder changes nothing."""
     import torch
 
@@ -289,7 +325,7 @@ def golden_streams(model: PriorModel, indices) -> list[bytes]:
     return [top.encode(indices[0]), bottom.encode(indices[1], indices[0])]
 
 
-def test_golden_file_decodes_bit_exactly():
+def test_golden_file_decodes_bit_exactly(path):
     """A .msvq file committed in tests/data, with the prior it was coded with and its indices: decoding gives
     exactly those indices, and coding them gives exactly that file (regenerate: MSVQ_REGENERATE_GOLDEN=1)."""
     if os.environ.get("MSVQ_REGENERATE_GOLDEN"):

@@ -30,9 +30,9 @@ does not exist or a place outside the frame, UNKNOWN (= K + 1) for a place of fr
     cur's 4 direct neighbours, where that slot holds a code (several may add to one code)
 
 (``>>`` is an arithmetic shift: floor division by a power of two.) ``L`` is in units of 1/LOGIT_SCALE nat.
-The products ``h @ w`` are computed in float32 on integers: every partial sum is an integer of magnitude at
-most ``H * 255 * 127 < 2**24`` (``problem`` proves it for the loaded sizes), so every BLAS, summation order
-and thread count gives the same exact result; the other steps are exact too (``IntegerPrior._logits``).
+The products ``h @ w`` are integer products (int8 x int8 summed in int32, the activations taken as ``h - 128``),
+or, on a torch without them, float64 products of integers; ``problem`` bounds every sum below ``2**24``. Both are
+exact, so every BLAS, summation order and thread count gives the same integers (``IntegerPrior._logits``).
 
 **Probabilities.** ``freq[k] = exp_table[min(max(L) - L[k], len(exp_table) - 1)]``: integers from 1 to 2**24,
 from a non-increasing table the prior stores (``exp_table[d] ~ 2**24 exp(-d / LOGIT_SCALE)``). The range
@@ -42,6 +42,7 @@ and rescales them to its 24-bit fixed point itself: a deterministic function of 
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -54,6 +55,7 @@ REQ_SHIFT = 24  # the shift of every requantising multiply
 LOGIT_SCALE = 16  # logits are in 1/16 nat
 EXP_MAX = 1 << 24  # exp_table[0] at most: frequencies are integers 1..2**24 (exact in float32)
 N_COPY = 10
+FORCE_FLOAT_PATH = False  # tests set this (and clear _int_mm_works' cache) to run the float path
 ACT_MAX = 255
 W_MAX = 127
 
@@ -134,17 +136,31 @@ def tokens(cfg: PriorConfig, ctx: Context, pass_index: int) -> np.ndarray:
     for i, (dy, dx) in enumerate(_OFFSETS):
         out[..., i] = q1[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
         out[..., 9 + i] = q2[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-    for j, (dy, dx) in enumerate(_CUR):
-        out[..., 18 + j] = qc[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
     out[..., 26] = ctx.parent if ctx.parent is not None else 0
     out[..., 27] = ctx.tpos[:, None, None] * (h * w) + np.arange(h * w).reshape(h, w)
     p1n, p2n = out[..., 0:9], out[..., 9:18]
     static = (p1n == p2n) & (p1n < k)  # [n, h, w, 9]
     out[..., 28] = static @ (1 << np.arange(9))
-    cur_n = out[..., 18:26]
-    eq = (cur_n < k) & (cur_n == out[..., _P1_AT_CUR])
-    out[..., 29] = pass_index * 256 + eq @ (1 << np.arange(8))
+    for j, (dy, dx) in enumerate(_CUR):
+        out[..., 18 + j] = qc[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    set_current(cfg, out, out[..., 18:26], pass_index)
     return out
+
+
+def neighbour_index(h: int, w: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``[n, 8]``: where the 8 neighbours (``cur``'s slots, in order) of the positions ``(ys, xs)`` of an
+    ``h x w`` frame are in the frame padded by one on each side, ``[h + 2, w + 2]`` read flat."""
+    return np.stack([(1 + ys + dy) * (w + 2) + (1 + xs + dx) for dy, dx in _CUR], axis=-1)
+
+
+def set_current(cfg: PriorConfig, out: np.ndarray, neighbours: np.ndarray, pass_index: int) -> None:
+    """Fill the slots of the tokens ``out [..., 30]`` that depend on the current frame, where the others are
+    filled already: ``cur`` from ``neighbours [..., 8]`` (the codes at the 8 neighbours, or UNKNOWN, or NONE
+    outside the frame) and ``passeq``."""
+    out[..., 18:26] = neighbours
+    cur_n = out[..., 18:26]
+    eq = (cur_n < cfg.codebook_size) & (cur_n == out[..., _P1_AT_CUR])
+    out[..., 29] = pass_index * 256 + eq @ (1 << np.arange(8))
 
 
 def file_contexts(frames: np.ndarray, clip_t: int, parent: np.ndarray | None, k: int) -> Context:
@@ -254,68 +270,65 @@ class IntegerPrior:
         return None
 
     # ---- inference -----------------------------------------------------------------------------------
-    # Every step below computes the integer formulas of the module docstring exactly, in float32 / float64 on
-    # integer values: each intermediate is an integer (or an integer times a power of two) small enough for
-    # its float type, as ``problem`` checks from the arrays' ranges, so no rounding ever happens.
+    # Two computations of the integer formulas of the module docstring, each exact, so they agree bit for bit:
+    # integer matrix products (``torch._int_mm``: int8 x int8 summed in int32), where this torch has them for
+    # the CPU, else float products on integer values that their float type holds exactly (``problem`` checks
+    # the arrays' ranges for both).
 
     @cached_property
-    def _float(self) -> dict:
-        """The arrays as the float computation uses them, as torch tensors (scaled by powers of two only)."""
+    def _arrays(self) -> dict:
+        """The arrays as inference uses them, as torch tensors."""
         import torch
 
+        k = self.config.codebook_size
+        w1, wo = self.w1.astype(np.int64), np.concatenate([self.w2, self.wg], axis=1).astype(np.int64)  # [H1, K + 10]
+        bo = np.concatenate([self.b2, self.bg]).astype(np.int64)  # [K + 10]: biases
+        so = np.concatenate([self.s2, self.sg]).astype(np.int64)  # [K + 10]: shifts
+        # The int8 products take activations 0..255 as a - 128 in -128..127: a @ w = (a - 128) @ w + 128 colsum(w).
         half, scale = float(1 << (REQ_SHIFT - 1)), 2.0**-REQ_SHIFT
-        b1, m1 = self.b1.astype(np.float64), self.m1.astype(np.float64)
-        s2, sg = np.ldexp(1.0, -self.s2.astype(np.int32)), np.ldexp(1.0, -self.sg.astype(np.int32))
         arrays = {
-            "tables": self.tables.astype(np.float32), "w1": self.w1.astype(np.float32),
-            "m1": m1 * scale, "c1": (b1 * m1 + half) * scale,  # ((a + b) m + 2**23) >> 24 = floor(a m' + c')
-            # (a + b) >> s = floor(a 2**-s + b 2**-s): the shifts folded into the output layer's columns (w2 | wg)
-            # and its bias (b2 | bg), so that one addmm and a floor give the logits and the copy gains
-            "wo": np.concatenate([self.w2 * s2[None, :], self.wg * sg[None, :]], axis=1).astype(np.float32),
-            "co": np.concatenate([self.b2 * s2, self.bg * sg]).astype(np.float32),
-            "exp": self.exp_table.astype(np.float32),
+            "tables": self.tables.astype(np.float32),
             "offsets": np.concatenate([[0], np.cumsum(self.config.vocab())[:-1]]).astype(np.int64),
+            "exp": self.exp_table.astype(np.float32),
+            # integer path
+            "w1_i8": self.w1, "c1_i32": (128 * w1.sum(0) + self.b1).astype(np.int32),
+            "m1_i64": self.m1.astype(np.int64),
+            "wo_i8": wo.astype(np.int8), "co_i32": (128 * wo.sum(0) + bo).astype(np.int32),
+            "so_i32": so.astype(np.int32),
+            # float path: ((a + b) m + 2**23) >> 24 = floor(a m' + c'); (a + b) >> s = floor(a 2**-s + b 2**-s), the
+            # shifts folded into the output layer's columns and bias (powers of two: exact)
+            "w1_f64": w1.astype(np.float64), "m1_f64": self.m1 * scale,
+            "c1_f64": (self.b1.astype(np.float64) * self.m1 + half) * scale,
+            "wo_f64": wo * np.ldexp(1.0, -so)[None, :], "co_f64": bo * np.ldexp(1.0, -so),
         }  # fmt: skip
         out = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
-        out["w1_64"], out["wo_64"], out["co_64"] = (out[n].double() for n in ("w1", "wo", "co"))
         out["copy_slots"] = torch.tensor(COPY_SLOTS)
+        out["k"] = k
         return out
 
     def _logits(self, tok: np.ndarray):
-        """``tok [n, 30]`` -> logits ``[n, K]`` (copy gains added), a float32 torch tensor of integers.
+        """``tok [n, 30]`` -> logits ``[n, K]`` (copy gains added), an int32 torch tensor.
 
-        Exact, whatever the BLAS, thread count or batch, because every value is an integer (or an integer times a
-        power of two) that its float type holds, and so are the sums and products formed: the tables sum below
-        2**20 in float32; ``h @ w`` stays below 2**24 (``problem``), so a float32 product is exact in any
-        summation order (computed in float64 instead where torch may lower float32 matrix products to bf16:
-        ``torch.set_float32_matmul_precision`` other than "highest"); the first requantisation is float64,
-        below 2**53; ``(a + b) >> s`` is ``floor(a 2**-s + b 2**-s)`` with ``|a + b| < 2**24`` (``problem``), so the
-        shifts are folded into the output layer's columns and biases (exact: powers of two) and one ``addmm``
-        gives the logits and the copy gains together."""
+        Exact, whatever the BLAS, thread count or batch: the tables sum below 2**20 in float32 (integers, exact);
+        the integer path's int32 sums of int8 products stay below 2**31 (``H * 128 * 127``); the float path's
+        products are float64 sums of integers below 2**53 (``problem`` bounds them below 2**24), and its shifts
+        are multiplies by powers of two, then a floor."""
         import torch
 
-        fl = self._float
+        ar = self._arrays
         t = torch.from_numpy(np.ascontiguousarray(tok, dtype=np.int64))
-        exact32 = torch.get_float32_matmul_precision() == "highest"
-        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
-            a0 = torch.nn.functional.embedding_bag(t + fl["offsets"], fl["tables"], mode="sum")  # [n, H0]
-            h0 = torch.floor((a0 + (1 << (TABLE_SHIFT - 1))) * 2.0**-TABLE_SHIFT).clamp_(0, ACT_MAX)
-            a1 = torch.mm(h0, fl["w1"]).double() if exact32 else torch.mm(h0.double(), fl["w1_64"])
-            h1 = torch.floor(a1 * fl["m1"] + fl["c1"]).clamp_(0, ACT_MAX)  # [n, H1] float64
-            if exact32:
-                out = torch.addmm(fl["co"], h1.float(), fl["wo"])
-            else:
-                out = torch.addmm(fl["co_64"], h1, fl["wo_64"]).float()
-        k = self.config.codebook_size
-        out.floor_()  # [n, K + N_COPY]
+        with torch.autocast("cpu", enabled=False):  # (the prior's tensors are on the CPU)
+            a0 = torch.nn.functional.embedding_bag(t + ar["offsets"], ar["tables"], mode="sum")  # [n, H0]
+            h0 = a0.int().add_(1 << (TABLE_SHIFT - 1)).bitwise_right_shift_(TABLE_SHIFT).clamp_(0, ACT_MAX)  # int32
+            out = _int_layers(ar, h0) if _int_mm_works() else _float_layers(ar, h0)  # [n, K + N_COPY] int32
+        k = ar["k"]
         logit, gain = out[:, :k], out[:, k:]  # [n, K], [n, N_COPY] (views)
-        copy = t[:, fl["copy_slots"]]  # [n, N_COPY]
-        real = copy < k
-        logit.scatter_add_(1, copy.clamp(max=k - 1), gain * real)
+        copy = torch.index_select(t, 1, ar["copy_slots"])  # [n, N_COPY]
+        logit.scatter_add_(1, copy.clamp(max=k - 1), gain.mul_(copy < k))
         return logit
 
     def logits(self, tok: np.ndarray) -> np.ndarray:
-        """``tok [n, 30]`` -> logits ``[n, K]`` (copy gains added): integers, as float32."""
+        """``tok [n, 30]`` -> logits ``[n, K]`` (copy gains added), int32."""
         return self._logits(tok).numpy()
 
     def frequencies(self, tok: np.ndarray) -> np.ndarray:
@@ -323,10 +336,47 @@ class IntegerPrior:
         import torch
 
         logit = self._logits(tok)
-        gap = (logit.amax(1, keepdim=True) - logit).clamp_(max=len(self.exp_table) - 1).int()  # integers >= 0
-        return torch.index_select(self._float["exp"], 0, gap.view(-1)).view(gap.shape).numpy()
+        gap = logit.amax(1, keepdim=True).sub(logit).clamp_(max=len(self.exp_table) - 1)  # [n, K] int32 >= 0
+        return torch.index_select(self._arrays["exp"], 0, gap.view(-1)).view(gap.shape).numpy()
 
     def index_bits(self, tok: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """-log2 of the probability of ``codes [n]`` given ``tok [n, 30]`` (the ideal code length, float64)."""
         f = self.frequencies(tok)
         return np.log2(f.sum(1, dtype=np.float64)) - np.log2(f[np.arange(len(f)), codes].astype(np.float64))
+
+
+def _int_layers(ar: dict, h0):
+    """The two matrix layers in integers: ``h0 [n, H0]`` int32 0..255 -> ``[n, K + N_COPY]`` int32 (logits, then
+    copy gains, before the copy gains are added)."""
+    import torch
+
+    a1 = torch._int_mm(h0.sub_(128).to(torch.int8), ar["w1_i8"]).add_(ar["c1_i32"])  # [n, H1] = h0 @ w1 + b1
+    h1 = (a1 * ar["m1_i64"]).add_(1 << (REQ_SHIFT - 1)).bitwise_right_shift_(REQ_SHIFT).clamp_(0, ACT_MAX)  # int64
+    out = torch._int_mm(h1.sub_(128).to(torch.int8), ar["wo_i8"]).add_(ar["co_i32"])  # [n, K + N_COPY]
+    return out.bitwise_right_shift_(ar["so_i32"])
+
+
+def _float_layers(ar: dict, h0):
+    """``_int_layers`` in float64 arithmetic on integers (exact: see ``IntegerPrior._logits``), for a torch
+    without CPU integer matrix products."""
+    import torch
+
+    a1 = torch.mm(h0.double(), ar["w1_f64"])  # [n, H1]
+    h1 = torch.floor(a1 * ar["m1_f64"] + ar["c1_f64"]).clamp_(0, ACT_MAX)
+    return torch.floor(torch.addmm(ar["co_f64"], h1, ar["wo_f64"])).int()
+
+
+@functools.cache
+def _int_mm_works() -> bool:
+    """Whether this torch multiplies int8 matrices into int32 on the CPU (``torch._int_mm``), checked once
+    against int64 arithmetic; else the prior uses its float path, which gives the same integers."""
+    import torch
+
+    if FORCE_FLOAT_PATH or not hasattr(torch, "_int_mm"):
+        return False
+    a = torch.arange(-128, 127, 7, dtype=torch.int8).view(37, 1).repeat(1, 5)  # [37, 5]
+    b = torch.arange(-127, 128, 11, dtype=torch.int8)[:20].view(5, 4)  # [5, 4]
+    try:
+        return bool(torch.equal(torch._int_mm(a, b).long(), a.long() @ b.long()))
+    except RuntimeError:
+        return False

@@ -17,7 +17,8 @@ import numpy as np
 from msvq_codec.entropy.coder import load_constriction, close_stream, open_stream
 from msvq_codec.entropy.context import frames_of
 from msvq_codec.entropy.prior import (
-    Context, IntegerPrior, file_contexts, one_thread, pass_map, tokens, tokens_all, upsample_parent,
+    Context, IntegerPrior, file_contexts, neighbour_index, one_thread, pass_map, set_current, tokens, tokens_all,
+    upsample_parent,
 )  # fmt: skip
 from msvq_codec.errors import FormatError
 
@@ -101,17 +102,22 @@ class PriorCoder:
         frames = np.empty((n * t, h, w), np.uint16)
         none = np.full((1, h, w), self.k, np.int64)
         passes = pass_map(self.cfg.passes, h, w)
-        chosen = [passes == p for p in range(self.cfg.passes)]
+        where = [np.nonzero(passes == p) for p in range(self.cfg.passes)]  # (ys, xs) of each pass, C order
+        around = [neighbour_index(h, w, ys, xs) for ys, xs in where]  # [n_p, 8] each, in the padded frame
         try:
             for f in range(n * t):
                 p1 = frames[f - 1 : f].astype(np.int64) if f >= 1 else none
                 p2 = frames[f - 2 : f - 1].astype(np.int64) if f >= 2 else none
-                cur = np.full((1, h, w), self.k + 1, np.int64)
-                ctx = Context(p1, p2, cur, np.array([f % t]), up[f : f + 1] if up is not None else None)
-                for p, sel in enumerate(chosen):
-                    tok = tokens(self.cfg, ctx, p)[0][sel]  # [n_p, 30], C order
-                    cur[0][sel] = coder.decode(self.family, self.prior.frequencies(tok))
-                frames[f] = cur[0]
+                qc = np.full((1, h + 2, w + 2), self.k, np.int64)  # the frame, padded with NONE
+                qc[:, 1:-1, 1:-1] = self.k + 1  # UNKNOWN: nothing decoded yet
+                ctx = Context(p1, p2, qc[:, 1:-1, 1:-1], np.array([f % t]), up[f : f + 1] if up is not None else None)
+                seen = tokens(self.cfg, ctx, 0)[0]  # [h, w, 30]: the frame's tokens as pass 0 sees them
+                for p, (ys, xs) in enumerate(where):
+                    tok = seen[ys, xs]  # [n_p, 30], C order
+                    if p:  # what the passes before decoded
+                        set_current(self.cfg, tok, qc.reshape(-1)[around[p]], p)
+                    qc[0, 1 + ys, 1 + xs] = coder.decode(self.family, self.prior.frequencies(tok))
+                frames[f] = qc[0, 1:-1, 1:-1]
         except (ValueError, RuntimeError, OverflowError) as err:
             raise FormatError(f"{what}: corrupt range-coded data ({err})") from None
         close_stream(coder, frames, self.k, what)
