@@ -144,8 +144,9 @@ EXT_HELP = "Folder input: output kind, mp4 | avi | mkv | npy | y4m | png (a fold
 # Options of more than one command, declared once.
 Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
 BATCH_HELP = "Clips per forward pass (default: codec.DEFAULT_BATCH)."
-PRECISION_HELP = ("auto | fp32 | bf16. auto: on a CPU with bf16 arithmetic, encode fp32 and decode bf16 (the same "
-                  "codes, pictures within rounding); else fp32. bf16: encode bf16 too (faster; changes some codes).")
+PRECISION_HELP = ("auto | fp32 | bf16. auto: encode fp32; decode bf16 on a CPU where bf16 is faster (AMX, or AMD with "
+                  "AVX512-BF16: the same codes, pictures within rounding), else fp32. bf16: encode bf16 too (changes "
+                  "some codes).")
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help=BATCH_HELP)]
 # What encode and decode share, after their own options: (name, type and option, default).
 CODING_OPTIONS = (
@@ -471,7 +472,8 @@ def fetch_vgg_cmd(
     out.print(f"VGG16 weights cached at {path}")
 
 
-CONFIG_HELP = "Model preset: default, single-level, codebook-512, small, small-single-level (for A/B runs), tiny."
+CONFIG_HELP = ("Model preset: default, single-level, codebook-512, small, small-single-level, small-residual (for A/B "
+               "runs), tiny.")
 TRAIN_LOG_EVERY = 10  # without a terminal (a log file), print one training line every this many steps
 
 

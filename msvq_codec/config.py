@@ -15,6 +15,10 @@ from typing import Any
 from msvq_codec.errors import UsageError
 
 
+TOP_JOINS = ("concat", "residual")  # ModelConfig.top_join
+_LATER_FIELDS = {"top_join": "concat"}  # ModelConfig fields written to JSON only away from these defaults
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     # --- what a clip is (paper Section 4.1) ---
@@ -37,6 +41,9 @@ class ModelConfig:
     ema_eps: float = 1e-5  # Laplace smoothing of EMA cluster sizes
     dead_code_threshold: float = 1.0  # an entry whose EMA usage falls below this is restarted
     # from a random encoder output (during training only)
+    top_join: str = "concat"  # how the decoder reads the top level (two levels only). "concat": the
+    # upsampled top latent beside the bottom one (the paper); "residual": their sum, the bottom codes
+    # quantising what the upsampled top leaves of the bottom latent, the top trained to predict that latent
 
     def __post_init__(self) -> None:
         # JSON turns tuples into lists: normalise so configs compare equal after a round trip.
@@ -44,6 +51,8 @@ class ModelConfig:
         object.__setattr__(self, "top_stride", tuple(int(s) for s in self.top_stride))
         if self.levels not in (1, 2):
             raise UsageError(f"levels must be 1 or 2, not {self.levels}")
+        if self.top_join not in TOP_JOINS:
+            raise UsageError(f"top_join must be one of {', '.join(TOP_JOINS)}, not {self.top_join!r}")
         if self.codebook_size < 2 or self.codebook_size > 65536:
             raise UsageError(f"codebook_size must be in 2..65536, not {self.codebook_size}")
         for name, stride in (("bottom_stride", self.bottom_stride), ("top_stride", self.top_stride)):
@@ -73,7 +82,13 @@ class ModelConfig:
         return ("top", "bottom") if self.levels == 2 else ("bottom",)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """The config as JSON; a field added after the first weights shipped is left out at its default, so
+        that the JSON, and the model ID hashed from it, of every earlier model stays the same."""
+        data = dataclasses.asdict(self)
+        for name, default in _LATER_FIELDS.items():
+            if data[name] == default:
+                del data[name]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelConfig":
@@ -96,6 +111,8 @@ def model_preset(name: str) -> ModelConfig:
         "small": ModelConfig(hidden_channels=64, res_channels=32, n_res_blocks=1, codebook_size=256, embed_dim=32),
         "small-single-level": ModelConfig(hidden_channels=64, res_channels=32, n_res_blocks=1, codebook_size=256,
                                           embed_dim=32, levels=1),  # fmt: skip
+        "small-residual": ModelConfig(hidden_channels=64, res_channels=32, n_res_blocks=1, codebook_size=256,
+                                      embed_dim=32, top_join="residual"),  # fmt: skip
     }
     if name not in presets:
         raise UsageError(f"unknown config {name!r}; choose one of {', '.join(presets)}")

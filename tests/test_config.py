@@ -50,3 +50,14 @@ def test_model_config_json_is_unchanged_by_train_fields():
         '"hidden_channels": 224, "in_channels": 3, "levels": 2, "n_res_blocks": 2, "res_channels": 96, '
         '"top_stride": [2, 2, 2]}'
     )
+
+
+def test_top_join_is_written_only_away_from_the_papers():
+    """A field added later stays out of the JSON at its default, so earlier models keep their IDs."""
+    assert "top_join" not in ModelConfig().to_json()
+    residual = ModelConfig(top_join="residual")
+    assert '"top_join": "residual"' in residual.to_json()
+    assert ModelConfig.from_json(residual.to_json()) == residual
+    assert ModelConfig.from_json(ModelConfig().to_json()) == ModelConfig()
+    with pytest.raises(UsageError, match="top_join"):
+        ModelConfig(top_join="sum")

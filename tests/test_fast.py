@@ -85,6 +85,16 @@ def test_single_level_model(clips):
     assert (fm.decode(ref) - model.decode(ref)).abs().max() < 1e-5
 
 
+def test_residual_top(clips):
+    model = seeded(dataclasses.replace(model_preset("tiny"), top_join="residual"))
+    fm = FastModel(model, Precision(F32, F32))
+    ref = model.encode(clips)
+    got = fm.encode(clips)
+    differ = int((got.top != ref.top).sum()) + int((got.bottom != ref.bottom).sum())  # rounding ties
+    assert differ <= 0.001 * (ref.top.numel() + ref.bottom.numel())
+    assert (fm.decode(ref) - model.decode(ref)).abs().max() < 1e-5
+
+
 @pytest.mark.parametrize("stride", [(1, 2, 2), (2, 2, 2), (2, 1, 2), (1, 1, 1)])
 def test_sub_pixel_is_the_transposed_conv(stride):
     torch.manual_seed(0)

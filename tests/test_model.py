@@ -12,6 +12,7 @@ from msvq_codec.config import ModelConfig, model_preset
 from msvq_codec.model import MSVQVAE, count_parameters
 from msvq_codec.model.layers import stride_steps, to_be_loaded
 from msvq_codec.model.quantizer import EMAQuantizer
+from msvq_codec.model.vqvae import nearest_codes
 
 
 def seeded(config: ModelConfig, seed: int = 0) -> MSVQVAE:
@@ -43,9 +44,9 @@ def test_stride_steps(stride, steps):
 
 
 @pytest.mark.parametrize("preset", ["tiny"])
-@pytest.mark.parametrize("levels", [1, 2])
-def test_shapes_through_encode_and_decode(preset, levels):
-    cfg = dataclasses.replace(model_preset(preset), levels=levels)
+@pytest.mark.parametrize("levels, join", [(1, "concat"), (2, "concat"), (2, "residual")])
+def test_shapes_through_encode_and_decode(preset, levels, join):
+    cfg = dataclasses.replace(model_preset(preset), levels=levels, top_join=join)
     model = seeded(cfg)
     x = torch.rand(3, 3, 32, 64, 64)
     out = model(x)
@@ -62,8 +63,9 @@ def test_shapes_through_encode_and_decode(preset, levels):
     assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
 
 
-def test_decode_of_encode_matches_the_training_forward_and_is_deterministic():
-    model = seeded(model_preset("tiny"))
+@pytest.mark.parametrize("join", ["concat", "residual"])
+def test_decode_of_encode_matches_the_training_forward_and_is_deterministic(join):
+    model = seeded(dataclasses.replace(model_preset("tiny"), top_join=join))
     x = torch.rand(2, 3, 32, 64, 64)
     codes = model.encode(x)
     with torch.no_grad():
@@ -104,6 +106,27 @@ def test_hidden_clips_are_decoded_from_their_top_codes_alone():
     grads.recon.mean().backward()
     assert model.enc_top[0].weight.grad.abs().sum() > 0  # the top path learns from the hidden clips
     assert model.decoder[0].weight.grad is not None
+
+
+def test_a_residual_top_is_what_the_bottom_codes_refine():
+    """top_join="residual": the decoder reads the upsampled top plus the bottom latent, the bottom codes are the
+    nearest entries to what the top leaves of the bottom latent, and the top's prediction loss alone trains the
+    top path."""
+    model = seeded(dataclasses.replace(model_preset("tiny"), top_join="residual"))
+    x = torch.rand(2, 3, 32, 64, 64)
+    codes = model.encode(x)
+    with torch.no_grad():
+        z_t = model.quantizer_top.lookup(codes.top)  # [b, d, t_t, h_t, w_t]
+        h_b = model.enc_bottom(x - 0.5)
+        e_b = model.pre_quant_bottom(torch.cat([model.dec_top(z_t), h_b], dim=1))  # [b, d, t_b, h_b, w_b]
+        coarse = model.upsample_top(z_t)
+        assert torch.equal(codes.bottom, nearest_codes("bottom", e_b - coarse, model.quantizer_bottom.embed))
+        z_b = model.quantizer_bottom.lookup(codes.bottom)
+        assert torch.allclose(model.decode(codes), (model.decoder(coarse + z_b) + 0.5).clamp(0, 1), atol=1e-6)
+    assert model.decoder[0].in_channels == model.config.embed_dim  # the sum, not the concatenation
+    model.train()
+    model(x).vq_loss.backward()  # commitments and the top's prediction of the bottom latent
+    assert model.upsample_top[0].weight.grad.abs().sum() > 0 and model.enc_top[0].weight.grad.abs().sum() > 0
 
 
 def test_gradients_reach_the_encoder_through_the_quantiser():

@@ -3,7 +3,10 @@ clip, the weights do not move, and it runs inside the inference-mode encoder. A 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pytest
 import torch
 
 from msvq_codec import files
@@ -14,9 +17,9 @@ from msvq_codec.model.vqvae import MSVQVAE, Codes
 from tinymodel import make_tiny_weights
 
 
-def tiny_model() -> MSVQVAE:
+def tiny_model(join: str = "concat") -> MSVQVAE:
     torch.manual_seed(0)
-    model = MSVQVAE(model_preset("tiny"))
+    model = MSVQVAE(dataclasses.replace(model_preset("tiny"), top_join=join))
     model.train()
     with torch.no_grad():
         model(torch.rand(2, 3, 32, 64, 64))  # seeds the codebooks
@@ -32,8 +35,9 @@ def error(model: MSVQVAE, codes: Codes, x: torch.Tensor) -> float:
     return float((model.decode(codes) - x).pow(2).mean())
 
 
-def test_refined_codes_decode_closer_and_the_weights_stay():
-    model = tiny_model()
+@pytest.mark.parametrize("join", ["concat", "residual"])
+def test_refined_codes_decode_closer_and_the_weights_stay(join):
+    model = tiny_model(join)
     x = clip()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     plain = model.encode(x)

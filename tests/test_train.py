@@ -1,5 +1,6 @@
 """Training: the loss falls on generated clips, resume is exact, DDP keeps codebooks in sync, export works."""
 
+import dataclasses
 import json
 import math
 import os
@@ -46,7 +47,7 @@ def data_dir(tmp_path_factory):
 
 
 def run(data_dir, run_dir, steps, *, epochs=3, stop_after=0, resume=None, init_from=None, gamma=0.0, augment=False,
-        lr=2e-3, reseed_top=False, **recipe):
+        lr=2e-3, reseed_top=False, model=None, **recipe):
     config = TrainConfig(
         gamma=gamma, lr=lr, batch_size=2, epochs=epochs, max_steps=steps, augment=augment, seed=1, **recipe
     )
@@ -54,7 +55,7 @@ def run(data_dir, run_dir, steps, *, epochs=3, stop_after=0, resume=None, init_f
         data_dir, run_dir, "files", data_dir / "val.txt", cache_dir=run_dir.parent / "cache",
         device="cpu", resume=resume, init_from=init_from, stop_after=stop_after, reseed_top=reseed_top,
     )  # fmt: skip
-    return train(model_preset("tiny"), config, options, log=lambda _: None)
+    return train(model or model_preset("tiny"), config, options, log=lambda _: None)
 
 
 def records(run_dir: Path) -> list[dict]:
@@ -229,10 +230,13 @@ def test_reseed_top_seeds_the_top_codebook_anew_from_encoder_outputs(data_dir, t
         run(data_dir, tmp_path / "d", steps=1, reseed_top=True)
 
 
-def test_a_trained_models_top_grid_varies_with_the_clip(data_dir, tmp_path):
-    # the failure the shipped weights show: one top grid for every clip (a top level that carries nothing)
-    final = run(data_dir, tmp_path / "run", steps=9, hide_bottom=0.25)
-    model = MSVQVAE(model_preset("tiny"))
+@pytest.mark.parametrize("join, recipe", [("concat", dict(hide_bottom=0.25)), ("residual", {})])
+def test_a_trained_models_top_grid_varies_with_the_clip(data_dir, tmp_path, join, recipe):
+    # the failure the shipped weights show: one top grid for every clip (a top level that carries nothing);
+    # the paper's model keeps its top level working with hide_bottom, the residual join by itself
+    config = dataclasses.replace(model_preset("tiny"), top_join=join)
+    final = run(data_dir, tmp_path / "run", steps=9, model=config, **recipe)
+    model = MSVQVAE(config)
     model.load_state_dict(load_checkpoint(final)["model"])
     model.eval()
     clips = torch.stack([torch.from_numpy(moving_pattern(32, seed=s, size=64)).permute(3, 0, 1, 2) for s in range(4)])

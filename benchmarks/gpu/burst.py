@@ -128,6 +128,9 @@ def main() -> int:
                         "this fraction of the planned steps (TrainConfig.hide_bottom_steps); 0: hold it")
     parser.add_argument("--reseed-top", action="store_true", help="with --init-from: seed the top codebook anew "
                         "from the top encoder's outputs")
+    parser.add_argument("--top-join", choices=("concat", "residual"), default="concat", help="how the decoder "
+                        "reads the top level (ModelConfig.top_join); residual trains from scratch only: its "
+                        "decoder's first layer takes half the channels it takes in the shipped weights")
     parser.add_argument("--step-s", type=float, help="skip the layout timing: seconds per timed step, channels-last")
     parser.add_argument("--device", default="cuda", help="cuda (the point); cpu to test this script")
     args = parser.parse_args()
@@ -203,7 +206,8 @@ def main() -> int:
     )  # fmt: skip
     options = RunOptions(args.corpus, run_dir, split="files", val_list=val_list, cache_dir=cache, device=args.device,
                          init_from=args.init_from, reseed_top=args.reseed_top)  # fmt: skip
-    model_config = ModelConfig() if on_gpu else ModelConfig(hidden_channels=16, res_channels=8, n_res_blocks=1)
+    model_config = ModelConfig(top_join=args.top_join) if on_gpu else ModelConfig(
+        hidden_channels=16, res_channels=8, n_res_blocks=1, top_join=args.top_join)  # fmt: skip
 
     def progress(record: dict) -> None:
         if record["step"] % 250 == 0 or record["step"] == 1:

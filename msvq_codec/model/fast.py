@@ -246,12 +246,15 @@ class FastModel:
         self.cl = device.type == "cpu"
         self.enc_bottom = compile_stack(model.enc_bottom, enc, device)
         self.two_levels = config.levels == 2
+        self.residual = self.two_levels and config.top_join == "residual"  # decoder input: top + bottom
         f32 = torch.float32
         if self.two_levels:
             self.enc_top = compile_stack(model.enc_top, enc, device)
             self.pre_quant_top = _Conv(model.pre_quant_top, f32, device, relu=False)
             self.dec_top = compile_stack(model.dec_top, enc, device)
             self.upsample_top = compile_stack(model.upsample_top, dec, device)
+            if self.residual:  # the encoder subtracts the upsampled top, in the encode precision
+                self.upsample_top_enc = compile_stack(model.upsample_top, enc, device)
         self.pre_quant_bottom = _Conv(model.pre_quant_bottom, f32, device, relu=False)
         self.decoder = compile_stack(model.decoder, dec, device, last=self._final_layer)
         self.codebooks = {}
@@ -312,8 +315,11 @@ class FastModel:
         else:
             h_t = _run(self.enc_top, h_b)
             top = self._pick("top", self.pre_quant_top(h_t.float()), choose)
-            fused = torch.cat([_run(self.dec_top, self._lookup("top", top, enc)), h_b], dim=1)
+            z_top = self._lookup("top", top, enc)  # [b, d, t_t, h_t, w_t]
+            fused = torch.cat([_run(self.dec_top, z_top), h_b], dim=1)
             z_b = self.pre_quant_bottom(fused.float())
+            if self.residual:
+                z_b = z_b - _run(self.upsample_top_enc, z_top).float()  # [b, d, t_b, h_b, w_b]
         if refine is not None:
             z_b = refine(x, top, z_b)
         return Codes(top, self._pick("bottom", z_b, choose))
@@ -324,7 +330,8 @@ class FastModel:
         dec = self.precision.decode
         z = self._lookup("bottom", codes.bottom, dec)
         if codes.top is not None:
-            z = torch.cat([_run(self.upsample_top, self._lookup("top", codes.top, dec)), z], dim=1)
+            coarse = _run(self.upsample_top, self._lookup("top", codes.top, dec))  # [b, d, t_b, h_b, w_b]
+            z = coarse + z if self.residual else torch.cat([coarse, z], dim=1)
         return _run(self.decoder, z).clamp_(0.0, 1.0)  # the offset is in the last layer
 
 

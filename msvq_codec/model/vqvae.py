@@ -7,6 +7,11 @@
       -> dec_top(z_t) fused with h_b -> quantise    z_b -> indices_bottom   (bottom refines the top)
     decode: upsample(z_t) ++ z_b -> decoder (stride bottom_stride) -> x_hat
 
+With ``top_join="residual"`` (not the paper's) the decoder reads the sum ``upsample(z_t) + z_b`` instead, and the
+bottom codes quantise ``e_b - upsample(z_t)``, what the top leaves of the bottom latent ``e_b``; a prediction loss
+``||upsample(z_t) - sg(e_b)||^2`` makes the top carry the bottom latent's coarse content (residual VQ across
+scales), so that it cannot collapse to a constant the way the concatenated top can.
+
 The model never touches files: ``encode`` maps clips to integer codes and ``decode`` maps codes to clips.
 Which code each latent gets is the nearest one unless the caller passes a ``Chooser`` (rate control, in
 ``msvq_codec.rdo``): the top level is chosen first and the bottom latent is computed from the *chosen* top,
@@ -19,6 +24,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from msvq_codec.config import ModelConfig
@@ -91,7 +97,7 @@ class MSVQVAE(nn.Module):
             self.dec_top = Upsample(d, c, d, config.top_stride, r, n)  # top codes -> bottom-grid features
             self.pre_quant_bottom = nn.Conv3d(c + d, d, 1)
             self.upsample_top = _upsampler(d, config.top_stride)  # top codes -> bottom grid, for the decoder
-            dec_in = 2 * d
+            dec_in = d if config.top_join == "residual" else 2 * d
         else:
             self.pre_quant_bottom = nn.Conv3d(c, d, 1)
             dec_in = d
@@ -104,15 +110,28 @@ class MSVQVAE(nn.Module):
             h_t = self.enc_top(h_b)  # [b, C, t_t, h_t, w_t]
             top = self.quantizer_top(self.pre_quant_top(h_t))  # z_t: [b, d, t_t, h_t, w_t]
             fused = torch.cat([self.dec_top(top.quantized), h_b], dim=1)  # [b, d + C, t_b, h_b, w_b]
-            bottom = self.quantizer_bottom(self.pre_quant_bottom(fused))
-            loss = top.commitment + bottom.commitment
+            z_b = self.pre_quant_bottom(fused)  # [b, d, t_b, h_b, w_b]
+            loss = top.commitment
+            if self.config.top_join == "residual":
+                coarse = self.upsample_top(top.quantized)  # [b, d, t_b, h_b, w_b]
+                loss = loss + F.mse_loss(coarse, z_b.detach())  # the top predicts the bottom latent
+                z_b = z_b - coarse  # what the bottom codes carry
+            bottom = self.quantizer_bottom(z_b)
+            loss = loss + bottom.commitment
             return Latents(bottom.quantized, top.quantized, loss, Codes(top.indices, bottom.indices))
         bottom = self.quantizer_bottom(self.pre_quant_bottom(h_b))
         return Latents(bottom.quantized, None, bottom.commitment, Codes(None, bottom.indices))
 
+    def join_top(self, coarse: Tensor, z_b: Tensor) -> Tensor:
+        """The decoder's input from the upsampled top latent and the bottom latent, both [b, d, t_b, h_b, w_b]:
+        [b, 2d, ...] concatenated, or [b, d, ...] summed (``ModelConfig.top_join``)."""
+        if self.config.top_join == "residual":
+            return coarse + z_b
+        return torch.cat([coarse, z_b], dim=1)
+
     def _decode_latents(self, z_b: Tensor, z_t: Tensor | None) -> Tensor:
         if z_t is not None:
-            z_b = torch.cat([self.upsample_top(z_t), z_b], dim=1)  # [b, 2d, t_b, h_b, w_b]
+            z_b = self.join_top(self.upsample_top(z_t), z_b)  # [b, 2d or d, t_b, h_b, w_b]
         return self.decoder(z_b) + PIXEL_OFFSET  # [b, 3, T, H, W]
 
     def forward(self, x: Tensor, hide_bottom: Tensor | None = None) -> ForwardOutput:
@@ -140,8 +159,11 @@ class MSVQVAE(nn.Module):
         if self.config.levels == 2:
             z_t = self.pre_quant_top(self.enc_top(h_b))  # [b, d, t_t, h_t, w_t]
             top = pick("top", z_t, self.quantizer_top.embed)
-            fused = torch.cat([self.dec_top(self.quantizer_top.lookup(top)), h_b], dim=1)  # [b, d + C, ...]
-            z_b = self.pre_quant_bottom(fused)
+            z_top = self.quantizer_top.lookup(top)  # [b, d, t_t, h_t, w_t]
+            fused = torch.cat([self.dec_top(z_top), h_b], dim=1)  # [b, d + C, ...]
+            z_b = self.pre_quant_bottom(fused)  # [b, d, t_b, h_b, w_b]
+            if self.config.top_join == "residual":
+                z_b = z_b - self.upsample_top(z_top)
         else:
             z_b = self.pre_quant_bottom(h_b)
         if refine is not None:
