@@ -167,10 +167,9 @@ def test_tokens_at_the_edges_and_at_the_start_of_a_file():
 @pytest.fixture(params=["integer", "float"])
 def path(request, monkeypatch):
     """Run the prior on its integer matrix products, or on its float fallback."""
-    monkeypatch.setattr(prior_module, "FORCE_FLOAT_PATH", request.param == "float")
-    prior_module._int_mm_works.cache_clear()
-    yield request.param
-    prior_module._int_mm_works.cache_clear()
+    if request.param == "float":
+        monkeypatch.setattr(prior_module, "_int_mm_works", lambda: False)
+    return request.param
 
 
 def test_this_torch_has_the_integer_path():

@@ -55,7 +55,6 @@ REQ_SHIFT = 24  # the shift of every requantising multiply
 LOGIT_SCALE = 16  # logits are in 1/16 nat
 EXP_MAX = 1 << 24  # exp_table[0] at most: frequencies are integers 1..2**24 (exact in float32)
 N_COPY = 10
-FORCE_FLOAT_PATH = False  # tests set this (and clear _int_mm_works' cache) to run the float path
 ACT_MAX = 255
 W_MAX = 127
 
@@ -141,9 +140,8 @@ def tokens(cfg: PriorConfig, ctx: Context, pass_index: int) -> np.ndarray:
     p1n, p2n = out[..., 0:9], out[..., 9:18]
     static = (p1n == p2n) & (p1n < k)  # [n, h, w, 9]
     out[..., 28] = static @ (1 << np.arange(9))
-    for j, (dy, dx) in enumerate(_CUR):
-        out[..., 18 + j] = qc[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-    set_current(cfg, out, out[..., 18:26], pass_index)
+    around = np.stack([qc[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in _CUR], axis=-1)  # [n, h, w, 8]
+    set_current(cfg, out, around, pass_index)
     return out
 
 
@@ -280,7 +278,6 @@ class IntegerPrior:
         """The arrays as inference uses them, as torch tensors."""
         import torch
 
-        k = self.config.codebook_size
         w1, wo = self.w1.astype(np.int64), np.concatenate([self.w2, self.wg], axis=1).astype(np.int64)  # [H1, K + 10]
         bo = np.concatenate([self.b2, self.bg]).astype(np.int64)  # [K + 10]: biases
         so = np.concatenate([self.s2, self.sg]).astype(np.int64)  # [K + 10]: shifts
@@ -303,7 +300,6 @@ class IntegerPrior:
         }  # fmt: skip
         out = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
         out["copy_slots"] = torch.tensor(COPY_SLOTS)
-        out["k"] = k
         return out
 
     def _logits(self, tok: np.ndarray):
@@ -321,7 +317,7 @@ class IntegerPrior:
             a0 = torch.nn.functional.embedding_bag(t + ar["offsets"], ar["tables"], mode="sum")  # [n, H0]
             h0 = a0.int().add_(1 << (TABLE_SHIFT - 1)).bitwise_right_shift_(TABLE_SHIFT).clamp_(0, ACT_MAX)  # int32
             out = _int_layers(ar, h0) if _int_mm_works() else _float_layers(ar, h0)  # [n, K + N_COPY] int32
-        k = ar["k"]
+        k = self.config.codebook_size
         logit, gain = out[:, :k], out[:, k:]  # [n, K], [n, N_COPY] (views)
         copy = torch.index_select(t, 1, ar["copy_slots"])  # [n, N_COPY]
         logit.scatter_add_(1, copy.clamp(max=k - 1), gain.mul_(copy < k))
@@ -372,7 +368,7 @@ def _int_mm_works() -> bool:
     against int64 arithmetic; else the prior uses its float path, which gives the same integers."""
     import torch
 
-    if FORCE_FLOAT_PATH or not hasattr(torch, "_int_mm"):
+    if not hasattr(torch, "_int_mm"):
         return False
     a = torch.arange(-128, 127, 7, dtype=torch.int8).view(37, 1).repeat(1, 5)  # [37, 5]
     b = torch.arange(-127, 128, 11, dtype=torch.int8)[:20].view(5, 4)  # [5, 4]

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from msvq_codec.errors import UsageError
 from msvq_codec.model.layers import ResBlock3d
-from msvq_codec.model.vqvae import PIXEL_OFFSET, MSVQVAE, Chooser, Codes, Refiner
+from msvq_codec.model.vqvae import PIXEL_OFFSET, MSVQVAE, Chooser, Codes, Refiner, join_top
 
 PRECISIONS = ("auto", "fp32", "bf16")
 SEARCH_ROWS = 4096  # rows of the [n, K] distance matrix computed at once (4096 x 1024 floats: 16 MiB)
@@ -331,7 +331,7 @@ class FastModel:
         z = self._lookup("bottom", codes.bottom, dec)
         if codes.top is not None:
             coarse = _run(self.upsample_top, self._lookup("top", codes.top, dec))  # [b, d, t_b, h_b, w_b]
-            z = coarse + z if self.residual else torch.cat([coarse, z], dim=1)
+            z = join_top(self.config, coarse, z)
         return _run(self.decoder, z).clamp_(0.0, 1.0)  # the offset is in the last layer
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from msvq_codec.model.vqvae import MSVQVAE, PIXEL_OFFSET, Refiner, nearest_codes
+from msvq_codec.model.vqvae import MSVQVAE, PIXEL_OFFSET, Refiner, join_top, nearest_codes
 
 REFINE_LR = 0.003  # Adam step size in latent units (bottom codebook entries: norm about 1.4; tuned on 4 dev clips)
 MAX_STEPS = 1000  # beyond this an encode takes hours; refused as a usage error by the codec
@@ -42,7 +42,7 @@ def refine_bottom(model: MSVQVAE, x: Tensor, top: Tensor | None, z_bottom: Tenso
             with torch.no_grad():
                 snapped = model.quantizer_bottom.lookup(nearest_codes("bottom", z, embed))  # [b, d, t_b, h_b, w_b]
             quantized = z + (snapped - z).detach()  # straight through: decodes the entries, z gets the gradient
-            latent = quantized if fixed is None else model.join_top(fixed, quantized)  # [b, (2)d, t, h, w]
+            latent = quantized if fixed is None else join_top(model.config, fixed, quantized)  # [b, (2)d, t, h, w]
             recon = (model.decoder(latent) + PIXEL_OFFSET).clamp(0.0, 1.0)  # [b, 3, T, H, W]
             loss = F.mse_loss(recon, target)
             (grad,) = torch.autograd.grad(loss, [z])

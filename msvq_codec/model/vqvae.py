@@ -41,6 +41,14 @@ Chooser = Callable[[str, Tensor, Tensor], Tensor]
 Refiner = Callable[[Tensor, "Tensor | None", Tensor], Tensor]
 
 
+def join_top(config: ModelConfig, coarse: Tensor, z_b: Tensor) -> Tensor:
+    """The decoder's input from the upsampled top latent and the bottom latent, both [b, d, t_b, h_b, w_b]:
+    [b, 2d, ...] concatenated, or [b, d, ...] summed (``ModelConfig.top_join``)."""
+    if config.top_join == "residual":
+        return coarse + z_b
+    return torch.cat([coarse, z_b], dim=1)
+
+
 def nearest_codes(level: str, z: Tensor, embed: Tensor) -> Tensor:
     """The nearest codebook entry of each latent: z [b, d, t, h, w], embed [K, d] -> [b, t, h, w] int64."""
     b, d, t, h, w = z.shape
@@ -122,16 +130,9 @@ class MSVQVAE(nn.Module):
         bottom = self.quantizer_bottom(self.pre_quant_bottom(h_b))
         return Latents(bottom.quantized, None, bottom.commitment, Codes(None, bottom.indices))
 
-    def join_top(self, coarse: Tensor, z_b: Tensor) -> Tensor:
-        """The decoder's input from the upsampled top latent and the bottom latent, both [b, d, t_b, h_b, w_b]:
-        [b, 2d, ...] concatenated, or [b, d, ...] summed (``ModelConfig.top_join``)."""
-        if self.config.top_join == "residual":
-            return coarse + z_b
-        return torch.cat([coarse, z_b], dim=1)
-
     def _decode_latents(self, z_b: Tensor, z_t: Tensor | None) -> Tensor:
         if z_t is not None:
-            z_b = self.join_top(self.upsample_top(z_t), z_b)  # [b, 2d or d, t_b, h_b, w_b]
+            z_b = join_top(self.config, self.upsample_top(z_t), z_b)  # [b, 2d or d, t_b, h_b, w_b]
         return self.decoder(z_b) + PIXEL_OFFSET  # [b, 3, T, H, W]
 
     def forward(self, x: Tensor, hide_bottom: Tensor | None = None) -> ForwardOutput:
