@@ -26,7 +26,8 @@ quality range both cover (``msvq:<label> curve``).
 Speed: encode (clips -> bytes) and decode (bytes -> frames) are timed separately per video after one
 untimed warm-up batch per model; frames/s counts the frames decoding returns. The model's part (clips ->
 indices, indices -> frames) is timed once and each coder's part (indices <-> bytes) on its own, in the same
-run, so each coder's frames/s is the model's time plus its own; the headline encode/decode speed is context's. Peak memory is
+run, so each coder's frames/s is the model's time plus its own; the headline encode/decode speed is the
+prior's (``msvq encode``'s default). Peak memory is
 ``torch.cuda.max_memory_allocated`` over the msvq encode and decode on a GPU, else the process's peak
 resident set (``ru_maxrss``), which also holds the inputs and the LPIPS network.
 """
