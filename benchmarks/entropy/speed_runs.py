@@ -66,11 +66,12 @@ def main() -> None:
         met = [sum(line["floors_met"][i] for line in lines) for i in (0, 1)]
         passing = [line["zstd"]["decode_fps"] for line in lines if line["floors_met"][1]]
         failing = [line["zstd"]["decode_fps"] for line in lines if not line["floors_met"][1]]
-        print(f"{len(lines)} runs: encode floor met in {met[0]}, decode floor in {met[1]}; the model alone decoded at "
-              f"{min(passing, default=float('nan')):.1f}-{max(passing, default=float('nan')):.1f} frames/s where the "
-              f"prior met it, {min(failing, default=float('nan')):.1f}-{max(failing, default=float('nan')):.1f} where "
-              f"it did not")  # fmt: skip
 
+        def span(values: list[float]) -> str:
+            return f"{min(values):.1f}-{max(values):.1f}" if values else "(no run)"
+
+        print(f"{len(lines)} runs: encode floor met in {met[0]}, decode floor in {met[1]}; the model alone decoded at "
+              f"{span(passing)} frames/s where the prior met it, {span(failing)} where it did not")
 
 if __name__ == "__main__":
     main()
