@@ -2,8 +2,8 @@
 
     python benchmarks/entropy/prior_steps.py FILE.msvq [--weights W] [--rounds 5]
 
-Reads the file's index grids and decodes its bottom level with the prior beside the weights, as ``msvq decode``
-does, splitting each clip's time into the prior's frequencies (``IntegerPrior.frequencies``), constriction's
+Reads the file's index grids and decodes them with the prior beside the weights, as ``msvq decode`` does: the top
+level's time a clip, and the bottom level's, split into the prior's frequencies (``IntegerPrior.frequencies``), constriction's
 range decoding, and the rest (tokens, bookkeeping). Then it times the steps of ``frequencies`` on one pass's
 worth of the file's real tokens (the bottom level's pass size): the first layer's table sums
 (``embedding_bag``), the two integer matrix layers (``_int_layers``), the copy gains, and what turns logits
@@ -87,6 +87,10 @@ def main() -> None:
     rest = total - sum(parts.values())
     print(f"bottom level, {clips} clips: {1e3 * total / clips:.1f} ms a clip to decode: "
           + ", ".join(f"{k} {1e3 * v / clips:.1f}" for k, v in parts.items()) + f", the rest {1e3 * rest / clips:.1f}")
+    top_coder = prior_coder.PriorCoder(prior.levels[0])
+    top_stream = top_coder.encode(top)
+    top_ms = best_ms(lambda: top_coder.decode(top_stream, top.shape), args.rounds)
+    print(f"top level: {top_ms / clips:.1f} ms a clip to decode")
 
     cfg = level.config
     n = cfg.height * cfg.width // cfg.passes  # positions per pass
