@@ -20,11 +20,9 @@ import torch
 
 import msvq_codec
 from msvq_codec.codec import load_model
-
-
-def file_frames(a: np.ndarray) -> np.ndarray:
-    """``[n_clips, t, h, w]`` -> ``[n_clips * t, h, w]``, the frames in file order."""
-    return a.reshape(-1, *a.shape[2:]).astype(np.int64)
+from msvq_codec.entropy.context import frames_of
+from msvq_codec.entropy.prior import upsample_parent
+from msvq_codec.model.vqvae import join_top
 
 
 @torch.no_grad()
@@ -32,7 +30,8 @@ def predicted(model, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     """For a residual top level: per frame after the first, the bottom code nearest to the frame before's whole
     latent less this frame's upsampled top, ``[F - 1, h, w]``."""
     up = model.upsample_top(model.quantizer_top.lookup(torch.from_numpy(top.astype(np.int64))))  # [n, d, t, h, w]
-    whole = up + model.quantizer_bottom.lookup(torch.from_numpy(bottom.astype(np.int64)))  # [n, d, t, h, w]
+    z_b = model.quantizer_bottom.lookup(torch.from_numpy(bottom.astype(np.int64)))  # [n, d, t, h, w]
+    whole = join_top(model.config, up, z_b)  # [n, d, t, h, w]: the decoder's input
     d = up.shape[1]
     up_f = up.permute(0, 2, 1, 3, 4).reshape(-1, d, *up.shape[3:])  # [F, d, h, w]
     whole_f = whole.permute(0, 2, 1, 3, 4).reshape(-1, d, *up.shape[3:])  # [F, d, h, w]
@@ -54,16 +53,12 @@ def main() -> None:
     counts = dict.fromkeys(("n", "repeat", "same_n", "same_repeat", "pred", "either"), 0)
     for path in args.files:
         grids = msvq_codec.read_codes(path, model=loaded)
-        bottom = file_frames(grids.bottom)  # [F, h, w]
+        bottom = frames_of(grids.bottom).astype(np.int64)  # [F, h, w]
         repeat = bottom[1:] == bottom[:-1]  # [F - 1, h, w]
         counts["n"] += repeat.size
         counts["repeat"] += int(repeat.sum())
         if two:
-            scale = [b // t for b, t in zip(grids.bottom.shape[1:], grids.top.shape[1:])]
-            up = grids.top
-            for axis, k in zip((1, 2, 3), scale):
-                up = np.repeat(up, k, axis=axis)  # the top code above each bottom place
-            up = file_frames(up)
+            up = upsample_parent(grids.top, grids.bottom.shape)  # [F, h, w]: the top code above each place
             same = up[1:] == up[:-1]
             counts["same_n"] += int(same.sum())
             counts["same_repeat"] += int(repeat[same].sum())
