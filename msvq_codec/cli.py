@@ -510,6 +510,9 @@ def train(
     no_perceptual: bool = typer.Option(False, "--no-perceptual", help="gamma = 0 (the paper's ablation)."),
     perceptual_norm: Optional[str] = typer.Option(None, help="VGG features: channel (unit length, as LPIPS) | none."),
     codebook_size: Optional[int] = typer.Option(None, help="Override the preset's codebook size (e.g. 512)."),
+    top_codebook_size: Optional[int] = typer.Option(
+        None, help="A top codebook of this size (two levels; 0: the same as the bottom's)."
+    ),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps of this phase (0: no limit)."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes (0: no limit)."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every N epochs."),
@@ -542,6 +545,8 @@ def train(
     model_config = model_preset(config)
     if codebook_size:
         model_config = dataclasses.replace(model_config, codebook_size=codebook_size)
+    if top_codebook_size is not None:
+        model_config = dataclasses.replace(model_config, top_codebook_size=top_codebook_size)
     given = dict(
         gamma=0.0 if no_perceptual else gamma, perceptual_norm=perceptual_norm, lr=lr, schedule=schedule,
         warmup_steps=warmup_steps, grad_clip=grad_clip, weight_ema=weight_ema, dead_code_fraction=dead_code_fraction,

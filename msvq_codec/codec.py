@@ -79,7 +79,7 @@ def parse_codec(name: str | StreamCodec, level: int | None) -> tuple[StreamCodec
 
 def levels_of(config: ModelConfig) -> tuple[LevelInfo, ...]:
     """The level records a .msvq file of this model holds, coarse first (``Codes.by_level`` order)."""
-    return tuple(LevelInfo(config.grid(name), config.codebook_size) for name in config.level_names)
+    return tuple(LevelInfo(config.grid(name), config.codebook_of(name)) for name in config.level_names)
 
 
 def make_header(

@@ -70,10 +70,11 @@ def _sidecar(loaded: LoadedModel, codec: StreamCodec, path_of: Callable[[Path], 
 def entropy_model(loaded: LoadedModel) -> tuple[EntropyModel, tuple[LevelCoder, ...]]:
     """The context model that belongs to ``loaded`` (the sidecar beside its weights file) and a coder per
     level; WeightsError if there is none, or it was fitted for other weights."""
-    k = loaded.model.config.codebook_size
+    cfg = loaded.model.config
+    sizes = [cfg.codebook_of(name) for name in cfg.level_names]
 
     def build(model: EntropyModel):
-        if any(t.codebook_size != k for t in model.levels):
+        if [t.codebook_size for t in model.levels] != sizes:
             raise WeightsError(f"{sidecar_path(loaded.path)} does not match its weights' codebooks")
         return tuple(LevelCoder(t) for t in model.levels)
 
@@ -88,8 +89,8 @@ def prior_model(loaded: LoadedModel) -> tuple[PriorModel, tuple[PriorCoder, ...]
     def build(model: PriorModel):
         for i, (lv, name) in enumerate(zip(model.levels, cfg.level_names)):
             c = lv.config
-            parent = cfg.codebook_size if i else 0
-            if (c.codebook_size, c.parent_size, (c.clip_t, c.height, c.width)) != (cfg.codebook_size, parent, cfg.grid(name)):
+            parent = cfg.codebook_of(cfg.level_names[i - 1]) if i else 0
+            if (c.codebook_size, c.parent_size, (c.clip_t, c.height, c.width)) != (cfg.codebook_of(name), parent, cfg.grid(name)):
                 raise WeightsError(f"{prior_path(loaded.path)} does not match its weights' levels")
         return tuple(PriorCoder(lv) for lv in model.levels)
 

@@ -16,7 +16,7 @@ from msvq_codec.errors import UsageError
 
 
 TOP_JOINS = ("concat", "residual")  # ModelConfig.top_join
-_LATER_FIELDS = {"top_join": "concat"}  # ModelConfig fields written to JSON only away from these defaults
+_LATER_FIELDS = {"top_join": "concat", "top_codebook_size": 0}  # ModelConfig fields written to JSON only away from these defaults
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class ModelConfig:
     top_join: str = "concat"  # how the decoder reads the top level (two levels only). "concat": the
     # upsampled top latent beside the bottom one (the paper); "residual": their sum, the bottom codes
     # quantising what the upsampled top leaves of the bottom latent, the top trained to predict that latent
+    top_codebook_size: int = 0  # entries of the top codebook (two levels only); 0: codebook_size, as the paper
 
     def __post_init__(self) -> None:
         # JSON turns tuples into lists: normalise so configs compare equal after a round trip.
@@ -55,6 +56,8 @@ class ModelConfig:
             raise UsageError(f"top_join must be one of {', '.join(TOP_JOINS)}, not {self.top_join!r}")
         if self.codebook_size < 2 or self.codebook_size > 65536:
             raise UsageError(f"codebook_size must be in 2..65536, not {self.codebook_size}")
+        if self.top_codebook_size and not 2 <= self.top_codebook_size <= 65536:
+            raise UsageError(f"top_codebook_size must be 0 or in 2..65536, not {self.top_codebook_size}")
         for name, stride in (("bottom_stride", self.bottom_stride), ("top_stride", self.top_stride)):
             if len(stride) != 3 or any(s not in (1, 2, 4) for s in stride):
                 raise UsageError(f"{name} must be three of 1, 2 or 4, not {stride}")
@@ -74,6 +77,14 @@ class ModelConfig:
             return bottom
         if level == "top":
             return tuple(b // s for b, s in zip(bottom, self.top_stride))  # type: ignore[return-value]
+        raise ValueError(level)
+
+    def codebook_of(self, level: str) -> int:
+        """Entries of the codebook of ``level`` ('top' or 'bottom')."""
+        if level == "top" and self.top_codebook_size:
+            return self.top_codebook_size
+        if level in ("top", "bottom"):
+            return self.codebook_size
         raise ValueError(level)
 
     @property

@@ -8,18 +8,22 @@ forward; its weights are written to a temporary folder (no weights are committed
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
 from msvq_codec import codec
+from msvq_codec.config import model_preset
 from msvq_codec.container import from_bytes, to_bytes
 from msvq_codec.device import pick_device
 from msvq_codec.errors import UsageError
 from msvq_codec.model.fast import fast_model
 from msvq_codec.video import iter_clips, probe
+from msvq_codec.model.weights import load_weights
 from test_files import make_npy
+from tinymodel import make_tiny_weights
 
 
 # ---- the round trip ------------------------------------------------------------------------------------------
@@ -46,6 +50,21 @@ def test_indices_bit_exact_through_bytes(tmp_path, loaded, name):
         assert to_bytes(container.header, container.indices) == data  # and back to the very same bytes
     assert header.model_id == loaded.model_id
     assert header.n_clips == 3 and header.frame_count == 70
+
+
+@pytest.mark.parametrize("name", ["prior", "context"])
+def test_a_top_codebook_of_its_own_size_codes_bit_exact(tmp_path, name):
+    """A model whose top codebook is smaller than the bottom's (ModelConfig.top_codebook_size): the file's level
+    records and the entropy models carry each level's own K, and the indices come back bit for bit."""
+    cfg = dataclasses.replace(model_preset("tiny"), top_codebook_size=8)
+    loaded = load_weights(make_tiny_weights(tmp_path / "w.safetensors", config=cfg))
+    src = make_npy(tmp_path / "v.npy", 40)
+    direct = codec.encode_clips(loaded, list(iter_clips(src)))
+    assert int(direct[0].max()) < 8 <= int(direct[1].max()) < 32  # top coarse first, under its own K
+    header, data = codec.encode_to_bytes(src, loaded, codec=name)
+    assert [lv.codebook_size for lv in header.levels] == [8, 32]
+    for got, want in zip(codec.container_indices(from_bytes(data), loaded), direct):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_decoded_frames_match_model_decode(loaded):

@@ -257,7 +257,7 @@ def fitted_model(seed: int = 0, k_top: int = 16, k: int = 32) -> tuple[PriorMode
     runs = [(walk(rng, k, (3, 2, 2, 3)), walk(rng, k, (3, 4, 4, 6))) for _ in range(6)]
     assert k_top == 16  # the top's codes are drawn from the bottom's 32 and kept below 16
     runs = [(top % k_top, bottom) for top, bottom in runs]
-    model = fit_model(bytes(range(16)), k, [(2, 2, 3), (4, 4, 6)], runs, replace(SMALL, seed=seed))
+    model = fit_model(bytes(range(16)), [k, k], [(2, 2, 3), (4, 4, 6)], runs, replace(SMALL, seed=seed))
     return model, runs
 
 

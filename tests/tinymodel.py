@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from msvq_codec.config import model_preset
+from msvq_codec.config import ModelConfig, model_preset
 from msvq_codec.entropy import save_entropy, sidecar_path
 from msvq_codec.entropy.fit import fit_model
 from msvq_codec.entropy.prior_file import prior_path, save_prior
@@ -22,10 +22,11 @@ from msvq_codec.model.vqvae import MSVQVAE
 from msvq_codec.model.weights import save_weights
 
 
-def make_tiny_weights(path: Path, seed: int = 0, entropy: bool = True) -> Path:
-    """Tiny weights at ``path`` and, with ``entropy``, their context model and learned prior beside them."""
+def make_tiny_weights(path: Path, seed: int = 0, entropy: bool = True, config: ModelConfig | None = None) -> Path:
+    """Tiny weights at ``path`` (``config``, else the ``tiny`` preset) and, with ``entropy``, their context model
+    and learned prior beside them."""
     torch.manual_seed(seed)
-    model = MSVQVAE(model_preset("tiny"))
+    model = MSVQVAE(config or model_preset("tiny"))
     model.train()
     with torch.no_grad():
         model(torch.rand(2, 3, 32, 64, 64))  # seeds the codebooks
@@ -53,7 +54,7 @@ def noise_codes(model: MSVQVAE, seed: int = 0) -> list[list[np.ndarray]]:
 def tiny_entropy(model: MSVQVAE, model_id: bytes, seed: int = 0, videos=None):
     """An entropy model for ``model``, fitted on the codes of three clips of slowly drifting noise (``videos``:
     those codes, if already made)."""
-    sizes = [model.config.codebook_size] * len(model.config.level_names)
+    sizes = [model.config.codebook_of(n) for n in model.config.level_names]
     return fit_model(model_id, sizes, videos or noise_codes(model, seed), min_count=1,
                      provenance={"fitted_on": "tests/tinymodel.py noise"})  # fmt: skip
 
@@ -64,5 +65,5 @@ TINY_RECIPE = PriorRecipe(hidden0=16, hidden1=16, epochs=2.0, batch=256, lr=5e-3
 def tiny_prior(model: MSVQVAE, model_id: bytes, seed: int = 0, videos=None):
     """A learned prior for ``model`` (a small recipe), fitted on the same codes as ``tiny_entropy``."""
     cfg = model.config
-    return fit_prior(model_id, cfg.codebook_size, [cfg.grid(n) for n in cfg.level_names], videos or noise_codes(model, seed),
+    return fit_prior(model_id, [cfg.codebook_of(n) for n in cfg.level_names], [cfg.grid(n) for n in cfg.level_names], videos or noise_codes(model, seed),
                      replace(TINY_RECIPE, seed=seed), provenance={"fitted_on": "tests/tinymodel.py noise"})  # fmt: skip

@@ -538,7 +538,7 @@ def _model_record(m: _Model, videos: list[VideoRecord], efficiency: perf.Efficie
         system=m.system, label=m.label, weights=str(m.path), model_id=m.loaded.model_id.hex(),
         quality=m.quality.name, rd_lambda=m.quality.rd_lambda, base=m.base or m.label,
         params=sum(p.numel() for p in m.loaded.model.parameters()),
-        levels=[{"name": n, "grid": list(cfg.grid(n)), "codebook_size": cfg.codebook_size,
+        levels=[{"name": n, "grid": list(cfg.grid(n)), "codebook_size": cfg.codebook_of(n),
                  **(levels or {}).get("levels", {}).get(n, {})} for n in cfg.level_names],
         top_effect_db=(levels or {}).get("top_effect_db"),
         bpp_formula=paper_bpp(cfg), frames=m.frames, encode_seconds=m.encode_s, decode_seconds=m.decode_s,

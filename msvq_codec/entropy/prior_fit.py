@@ -228,18 +228,18 @@ def fit_level(cfg: PriorConfig, runs: Sequence[np.ndarray], parents: Sequence[np
     return prior, {"training_indices": int(len(codes)), "train_bits_float": fb, "train_bits_integer": ib}
 
 
-def fit_model(model_id: bytes, codebook_size: int, grids: Sequence[tuple[int, int, int]],
+def fit_model(model_id: bytes, codebook_sizes: Sequence[int], grids: Sequence[tuple[int, int, int]],
               runs: Sequence[Sequence[np.ndarray]], recipe: PriorRecipe = PriorRecipe(),
               provenance: dict[str, Any] | None = None, log=None):
-    """The prior of every level (coarse first, each of latent ``grids[i] = (t, h, w)``) from training runs, each
-    given as its per-level grids; the bottom levels read the level above."""
+    """The prior of every level (coarse first, each of ``codebook_sizes[i]`` entries on latent ``grids[i] = (t, h,
+    w)``) from training runs, each given as its per-level grids; the bottom levels read the level above."""
     from msvq_codec.entropy.prior_file import PriorModel
 
     levels, stats = [], []
     for i, (t, h, w) in enumerate(grids):
         if log:
-            log(f"level {i} (K = {codebook_size}):")
-        cfg = PriorConfig(codebook_size=codebook_size, parent_size=codebook_size if i else 0, clip_t=t, height=h,
+            log(f"level {i} (K = {codebook_sizes[i]}):")
+        cfg = PriorConfig(codebook_size=codebook_sizes[i], parent_size=codebook_sizes[i - 1] if i else 0, clip_t=t, height=h,
                           width=w, passes=recipe.passes if i else recipe.top_passes, hidden0=recipe.hidden0,
                           hidden1=recipe.hidden1)  # fmt: skip
         parents = [r[i - 1] for r in runs] if i else None

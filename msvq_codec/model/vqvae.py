@@ -91,17 +91,17 @@ class MSVQVAE(nn.Module):
         self.config = config
         c, r, n, d = config.hidden_channels, config.res_channels, config.n_res_blocks, config.embed_dim
 
-        def quantizer() -> EMAQuantizer:
+        def quantizer(level: str) -> EMAQuantizer:
             return EMAQuantizer(
-                config.codebook_size, d, config.ema_decay, config.ema_eps, config.dead_code_threshold
+                config.codebook_of(level), d, config.ema_decay, config.ema_eps, config.dead_code_threshold
             )
 
         self.enc_bottom = Downsample(config.in_channels, c, config.bottom_stride, r, n)
-        self.quantizer_bottom = quantizer()
+        self.quantizer_bottom = quantizer("bottom")
         if config.levels == 2:
             self.enc_top = Downsample(c, c, config.top_stride, r, n)
             self.pre_quant_top = nn.Conv3d(c, d, 1)
-            self.quantizer_top = quantizer()
+            self.quantizer_top = quantizer("top")
             self.dec_top = Upsample(d, c, d, config.top_stride, r, n)  # top codes -> bottom-grid features
             self.pre_quant_bottom = nn.Conv3d(c + d, d, 1)
             self.upsample_top = _upsampler(d, config.top_stride)  # top codes -> bottom grid, for the decoder
