@@ -5,6 +5,7 @@ refused. The tiny model of tests/tinymodel.py, on CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from msvq_codec import codec
 from msvq_codec.files import encode_video
 from msvq_codec.cli import app
 from msvq_codec.codes import CodeGrids, codes_file, load_npz, read_codes, save_npz, write_codes
+from msvq_codec.config import model_preset
 from msvq_codec.errors import InputError, OutputExists, UsageError, WeightsMismatch
 from msvq_codec.model.weights import load_weights
 from test_rdo import moving_clip
@@ -101,6 +103,22 @@ def test_bad_grids_are_refused_and_nothing_is_written(files, loaded, tmp_path):
     with pytest.raises(OutputExists):
         write_codes(grids, tmp_path / "y.msvq", model=loaded)
 
+
+
+def test_each_level_is_checked_against_its_own_codebook(tmp_path):
+    """A top codebook smaller than the bottom's (ModelConfig.top_codebook_size): a top index that the bottom's
+    codebook would hold is still out of the top's range."""
+    cfg = dataclasses.replace(model_preset("tiny"), top_codebook_size=8)
+    own = load_weights(make_tiny_weights(tmp_path / "w.safetensors", entropy=False, config=cfg))
+    top = np.zeros((1, *cfg.grid("top")), np.int64)
+    bottom = np.full((1, *cfg.grid("bottom")), 31, np.int64)  # the bottom's last entry: in range
+    top[0, 1, 2, 3] = 8
+    with pytest.raises(UsageError, match="top grid holds index 8, outside the codebook's 0..7"):
+        write_codes({"top": top, "bottom": bottom}, tmp_path / "x.msvq", model=own, codec="zstd")
+    assert not (tmp_path / "x.msvq").exists()
+    top[0, 1, 2, 3] = 7
+    write_codes({"top": top, "bottom": bottom}, tmp_path / "x.msvq", model=own, codec="zstd")
+    assert np.array_equal(read_codes(tmp_path / "x.msvq").top, top)
 
 def test_npz_holds_the_grids_and_the_facts(files, loaded, tmp_path):
     grids = read_codes(files["deflate"])
