@@ -90,7 +90,8 @@ def prior_model(loaded: LoadedModel) -> tuple[PriorModel, tuple[PriorCoder, ...]
         for i, (lv, name) in enumerate(zip(model.levels, cfg.level_names)):
             c = lv.config
             parent = cfg.codebook_of(cfg.level_names[i - 1]) if i else 0
-            if (c.codebook_size, c.parent_size, (c.clip_t, c.height, c.width)) != (cfg.codebook_of(name), parent, cfg.grid(name)):
+            want = (cfg.codebook_of(name), parent, cfg.grid(name))
+            if (c.codebook_size, c.parent_size, (c.clip_t, c.height, c.width)) != want:
                 raise WeightsError(f"{prior_path(loaded.path)} does not match its weights' levels")
         return tuple(PriorCoder(lv) for lv in model.levels)
 

@@ -153,9 +153,10 @@ def _check_grids(arrays: list[np.ndarray], names: tuple[str, ...], cfg) -> int:
         if a.dtype.kind not in "iu":
             raise UsageError(f"the {name} grid must hold integers, not {a.dtype}")
         lo, hi = int(a.min()), int(a.max())
-        if lo < 0 or hi >= cfg.codebook_of(name):
+        k = cfg.codebook_of(name)
+        if lo < 0 or hi >= k:
             bad = lo if lo < 0 else hi
-            raise UsageError(f"the {name} grid holds index {bad}, outside the codebook's 0..{cfg.codebook_of(name) - 1}")
+            raise UsageError(f"the {name} grid holds index {bad}, outside the codebook's 0..{k - 1}")
     return int(n_clips)
 
 

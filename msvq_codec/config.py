@@ -16,7 +16,8 @@ from msvq_codec.errors import UsageError
 
 
 TOP_JOINS = ("concat", "residual")  # ModelConfig.top_join
-_LATER_FIELDS = {"top_join": "concat", "top_codebook_size": 0}  # ModelConfig fields written to JSON only away from these defaults
+# ModelConfig fields written to JSON only away from these defaults
+_LATER_FIELDS = {"top_join": "concat", "top_codebook_size": 0}
 
 
 @dataclass(frozen=True)

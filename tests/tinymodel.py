@@ -65,5 +65,6 @@ TINY_RECIPE = PriorRecipe(hidden0=16, hidden1=16, epochs=2.0, batch=256, lr=5e-3
 def tiny_prior(model: MSVQVAE, model_id: bytes, seed: int = 0, videos=None):
     """A learned prior for ``model`` (a small recipe), fitted on the same codes as ``tiny_entropy``."""
     cfg = model.config
-    return fit_prior(model_id, [cfg.codebook_of(n) for n in cfg.level_names], [cfg.grid(n) for n in cfg.level_names], videos or noise_codes(model, seed),
+    sizes, grids = [cfg.codebook_of(n) for n in cfg.level_names], [cfg.grid(n) for n in cfg.level_names]
+    return fit_prior(model_id, sizes, grids, videos or noise_codes(model, seed),
                      replace(TINY_RECIPE, seed=seed), provenance={"fitted_on": "tests/tinymodel.py noise"})  # fmt: skip

@@ -239,8 +239,8 @@ def fit_model(model_id: bytes, codebook_sizes: Sequence[int], grids: Sequence[tu
     for i, (t, h, w) in enumerate(grids):
         if log:
             log(f"level {i} (K = {codebook_sizes[i]}):")
-        cfg = PriorConfig(codebook_size=codebook_sizes[i], parent_size=codebook_sizes[i - 1] if i else 0, clip_t=t, height=h,
-                          width=w, passes=recipe.passes if i else recipe.top_passes, hidden0=recipe.hidden0,
+        cfg = PriorConfig(codebook_size=codebook_sizes[i], parent_size=codebook_sizes[i - 1] if i else 0, clip_t=t,
+                          height=h, width=w, passes=recipe.passes if i else recipe.top_passes, hidden0=recipe.hidden0,
                           hidden1=recipe.hidden1)  # fmt: skip
         parents = [r[i - 1] for r in runs] if i else None
         prior, st = fit_level(cfg, [r[i] for r in runs], parents, recipe, log)
