@@ -16,7 +16,7 @@ import argparse
 import numpy as np
 import torch
 
-from msvq_codec.model.vqvae import PIXEL_OFFSET, MSVQVAE
+from msvq_codec.model.vqvae import MSVQVAE
 from msvq_codec.train.checkpoint import configs_of, load_checkpoint
 from msvq_codec.video.read import iter_clips
 
@@ -27,18 +27,22 @@ def rms(t: torch.Tensor) -> float:
 
 @torch.no_grad()
 def scales(model: MSVQVAE, x: torch.Tensor) -> dict[str, float]:
-    """RMS of the latents of clips ``x`` [b, 3, T, H, W] in [0, 1], as the model's coding path computes them."""
-    h_b = model.enc_bottom(x - PIXEL_OFFSET)  # [b, C, t_b, h_b, w_b]
+    """RMS of the latents of clips ``x`` [b, 3, T, H, W] in [0, 1], as the model's own encode computes them."""
+    seen = {}
+
+    def keep(_x, top, quantised):  # the encoder's refine hook: what the bottom codes quantise, unchanged
+        seen.update(top=top, quantised=quantised)
+        return quantised
+
+    model.encode(x, refine=keep)
+    quantised = seen["quantised"]  # [b, d, t_b, h_b, w_b]
     out = {"bottom codebook": rms(model.quantizer_bottom.embed)}
     if model.config.levels == 1:
-        return {"bottom latent": rms(model.pre_quant_bottom(h_b)), **out}
-    top = model.quantizer_top(model.pre_quant_top(model.enc_top(h_b)))  # z_t: [b, d, t_t, h_t, w_t]
-    e_b = model.pre_quant_bottom(torch.cat([model.dec_top(top.quantized), h_b], dim=1))  # [b, d, t_b, h_b, w_b]
-    up = model.upsample_top(top.quantized)  # [b, d, t_b, h_b, w_b]
-    quantised = e_b - up if model.config.top_join == "residual" else e_b
+        return {"bottom latent": rms(quantised), **out}
+    up = model.upsample_top(model.quantizer_top.lookup(seen["top"]))  # [b, d, t_b, h_b, w_b]
+    e_b = quantised + up if model.config.top_join == "residual" else quantised
     return {"bottom latent": rms(e_b), "upsampled top": rms(up), "bottom codes quantise": rms(quantised),
             "top codebook": rms(model.quantizer_top.embed), **out}  # fmt: skip
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
