@@ -513,6 +513,9 @@ def train(
     top_codebook_size: Optional[int] = typer.Option(
         None, help="A top codebook of this size (two levels; 0: the same as the bottom's)."
     ),
+    latent_norm: bool = typer.Option(
+        False, "--latent-norm", help="Scale each latent vector to unit length before its codes are chosen."
+    ),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps of this phase (0: no limit)."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes (0: no limit)."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every N epochs."),
@@ -543,6 +546,8 @@ def train(
     from msvq_codec.train.loop import RunOptions, train as run_training
 
     model_config = model_preset(config)
+    if latent_norm:
+        model_config = dataclasses.replace(model_config, latent_norm=True)
     if codebook_size:
         model_config = dataclasses.replace(model_config, codebook_size=codebook_size)
     if top_codebook_size is not None:
@@ -563,6 +568,7 @@ def train(
         data, run_dir, split=split, val_list=val_list, cache_dir=cache_dir, device=device, vgg_weights=vgg_weights,
         resume=resume, init_from=init_from, max_val_clips=max_val_clips, splits_dir=splits, stop_after=stop_after,
         reseed_top=reseed_top,
+        model_given=config != "default" or bool(codebook_size) or top_codebook_size is not None or latent_norm,
     )  # fmt: skip
     quiet = STATE["quiet"]
     bar = _progress_bar("steps")

@@ -17,7 +17,7 @@ from msvq_codec.errors import UsageError
 
 TOP_JOINS = ("concat", "residual")  # ModelConfig.top_join
 # ModelConfig fields written to JSON only away from these defaults
-_LATER_FIELDS = {"top_join": "concat", "top_codebook_size": 0}
+_LATER_FIELDS = {"top_join": "concat", "top_codebook_size": 0, "latent_norm": False}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class ModelConfig:
     # upsampled top latent beside the bottom one (the paper); "residual": their sum, the bottom codes
     # quantising what the upsampled top leaves of the bottom latent, the top trained to predict that latent
     top_codebook_size: int = 0  # entries of the top codebook (two levels only); 0: codebook_size, as the paper
+    latent_norm: bool = False  # each level's encoder output scaled to unit length per latent vector before its
+    # codes are chosen (a normalised code lookup), so that no latent can grow without bound; off in the paper
 
     def __post_init__(self) -> None:
         # JSON turns tuples into lists: normalise so configs compare equal after a round trip.

@@ -315,6 +315,10 @@ def test_train_cpu_recipe_then_a_new_phase_then_export(tmp_path):
     assert res.exit_code == 0, res.output
     from msvq_codec.train.checkpoint import load_checkpoint
 
+    res = run("--quiet", "train", *common, "--init-from", first, "--codebook-size", "16", "--latent-norm",
+              "--max-steps", "1", "--run-dir", tmp_path / "c")  # fmt: skip
+    assert res.exit_code == 2 and "another model than the one asked for (codebook_size, latent_norm)" in res.output
+    assert not (tmp_path / "c").exists()  # refused before anything is written
     ckpt = load_checkpoint(tmp_path / "b" / "last.pt")
     assert ckpt["step"] == 3 and json.loads(ckpt["train_config"])["lr"] == 1e-4
     assert json.loads(ckpt["train_config"])["schedule"] == "cosine"  # the new phase's recipe: paper + overrides

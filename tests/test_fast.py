@@ -85,8 +85,9 @@ def test_single_level_model(clips):
     assert (fm.decode(ref) - model.decode(ref)).abs().max() < 1e-5
 
 
-def test_residual_top(clips):
-    model = seeded(dataclasses.replace(model_preset("tiny"), top_join="residual"))
+@pytest.mark.parametrize("latent_norm", [False, True])
+def test_residual_top(clips, latent_norm):
+    model = seeded(dataclasses.replace(model_preset("tiny"), top_join="residual", latent_norm=latent_norm))
     fm = FastModel(model, Precision(F32, F32))
     ref = model.encode(clips)
     got = fm.encode(clips)

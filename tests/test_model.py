@@ -129,6 +129,33 @@ def test_a_residual_top_is_what_the_bottom_codes_refine():
     assert model.upsample_top[0].weight.grad.abs().sum() > 0 and model.enc_top[0].weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("levels", [1, 2])
+def test_latent_norm_holds_each_latent_to_unit_length(levels):
+    """latent_norm: the codes are chosen for unit-length latents (the bottom's, with the residual join, less the
+    upsampled top), whatever the scale of the encoder's weights, and training moves only the direction."""
+    config = dataclasses.replace(model_preset("tiny"), levels=levels, top_join="residual", latent_norm=True)
+    model = seeded(config)
+    x = torch.rand(2, 3, 32, 64, 64)
+    with torch.no_grad():
+        model.pre_quant_bottom.weight.mul_(50.0)  # a latent that has run away
+        h_b = model.enc_bottom(x - 0.5)
+        if levels == 2:
+            e_t = model.pre_quant_top(model.enc_top(h_b))
+            codes = model.encode(x)
+            unit_t = e_t / e_t.norm(dim=1, keepdim=True)
+            assert torch.equal(codes.top, nearest_codes("top", unit_t, model.quantizer_top.embed))
+            z_t = model.quantizer_top.lookup(codes.top)
+            e_b = model.pre_quant_bottom(torch.cat([model.dec_top(z_t), h_b], dim=1))
+            e_b = e_b / e_b.norm(dim=1, keepdim=True) - model.upsample_top(z_t)
+        else:
+            codes = model.encode(x)
+            e_b = model.pre_quant_bottom(h_b)
+            e_b = e_b / e_b.norm(dim=1, keepdim=True)
+        assert torch.equal(codes.bottom, nearest_codes("bottom", e_b, model.quantizer_bottom.embed))
+    assert ModelConfig.from_json(config.to_json()) == config and "latent_norm" in config.to_json()
+    assert "latent_norm" not in model_preset("tiny").to_json()  # earlier models keep their IDs
+
+
 def test_gradients_reach_the_encoder_through_the_quantiser():
     model = MSVQVAE(model_preset("tiny"))
     model.train()

@@ -131,6 +131,8 @@ def main() -> int:
     parser.add_argument("--top-join", choices=("concat", "residual"), default="concat", help="how the decoder "
                         "reads the top level (ModelConfig.top_join); residual trains from scratch only: its "
                         "decoder's first layer takes half the channels it takes in the shipped weights")
+    parser.add_argument("--latent-norm", action="store_true", help="scale each latent vector to unit length "
+                        "before its codes are chosen (ModelConfig.latent_norm); from scratch only")
     parser.add_argument("--step-s", type=float, help="skip the layout timing: seconds per timed step, channels-last")
     parser.add_argument("--device", default="cuda", help="cuda (the point); cpu to test this script")
     args = parser.parse_args()
@@ -205,9 +207,11 @@ def main() -> int:
         extra={"data": str(args.corpus), "split": "files", "recipe": "gpu-burst"},
     )  # fmt: skip
     options = RunOptions(args.corpus, run_dir, split="files", val_list=val_list, cache_dir=cache, device=args.device,
-                         init_from=args.init_from, reseed_top=args.reseed_top)  # fmt: skip
-    model_config = ModelConfig(top_join=args.top_join) if on_gpu else ModelConfig(
-        hidden_channels=16, res_channels=8, n_res_blocks=1, top_join=args.top_join)  # fmt: skip
+                         init_from=args.init_from, reseed_top=args.reseed_top,
+                         model_given=args.top_join != "concat" or args.latent_norm)  # fmt: skip
+    shape = dict(top_join=args.top_join, latent_norm=args.latent_norm)
+    tiny = {} if on_gpu else dict(hidden_channels=16, res_channels=8, n_res_blocks=1)  # a CPU test of this script
+    model_config = ModelConfig(**tiny, **shape)
 
     def progress(record: dict) -> None:
         if record["step"] % 250 == 0 or record["step"] == 1:

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from msvq_codec.errors import UsageError
 from msvq_codec.model.layers import ResBlock3d
-from msvq_codec.model.vqvae import PIXEL_OFFSET, MSVQVAE, Chooser, Codes, Refiner, join_top
+from msvq_codec.model.vqvae import PIXEL_OFFSET, MSVQVAE, Chooser, Codes, Refiner, held, join_top
 
 PRECISIONS = ("auto", "fp32", "bf16")
 SEARCH_ROWS = 4096  # rows of the [n, K] distance matrix computed at once (4096 x 1024 floats: 16 MiB)
@@ -311,13 +311,13 @@ class FastModel:
         h_b = _run(self.enc_bottom, self._layout(x - PIXEL_OFFSET, enc))
         top = None
         if not self.two_levels:
-            z_b = self.pre_quant_bottom(h_b.float())
+            z_b = held(self.config, self.pre_quant_bottom(h_b.float()))
         else:
             h_t = _run(self.enc_top, h_b)
-            top = self._pick("top", self.pre_quant_top(h_t.float()), choose)
+            top = self._pick("top", held(self.config, self.pre_quant_top(h_t.float())), choose)
             z_top = self._lookup("top", top, enc)  # [b, d, t_t, h_t, w_t]
             fused = torch.cat([_run(self.dec_top, z_top), h_b], dim=1)
-            z_b = self.pre_quant_bottom(fused.float())
+            z_b = held(self.config, self.pre_quant_bottom(fused.float()))
             if self.residual:
                 z_b = z_b - _run(self.upsample_top_enc, z_top).float()  # [b, d, t_b, h_b, w_b]
         if refine is not None:

@@ -49,6 +49,12 @@ def join_top(config: ModelConfig, coarse: Tensor, z_b: Tensor) -> Tensor:
     return torch.cat([coarse, z_b], dim=1)
 
 
+def held(config: ModelConfig, z: Tensor) -> Tensor:
+    """A level's encoder output z [b, d, t, h, w] as its codes see it: each latent vector scaled to unit length
+    with ``ModelConfig.latent_norm``, else unchanged."""
+    return F.normalize(z, dim=1) if config.latent_norm else z
+
+
 def nearest_codes(level: str, z: Tensor, embed: Tensor) -> Tensor:
     """The nearest codebook entry of each latent: z [b, d, t, h, w], embed [K, d] -> [b, t, h, w] int64."""
     b, d, t, h, w = z.shape
@@ -116,9 +122,9 @@ class MSVQVAE(nn.Module):
         h_b = self.enc_bottom(x - PIXEL_OFFSET)  # [b, C, t_b, h_b, w_b]
         if self.config.levels == 2:
             h_t = self.enc_top(h_b)  # [b, C, t_t, h_t, w_t]
-            top = self.quantizer_top(self.pre_quant_top(h_t))  # z_t: [b, d, t_t, h_t, w_t]
+            top = self.quantizer_top(held(self.config, self.pre_quant_top(h_t)))  # z_t: [b, d, t_t, h_t, w_t]
             fused = torch.cat([self.dec_top(top.quantized), h_b], dim=1)  # [b, d + C, t_b, h_b, w_b]
-            z_b = self.pre_quant_bottom(fused)  # [b, d, t_b, h_b, w_b]
+            z_b = held(self.config, self.pre_quant_bottom(fused))  # [b, d, t_b, h_b, w_b]
             loss = top.commitment
             if self.config.top_join == "residual":
                 coarse = self.upsample_top(top.quantized)  # [b, d, t_b, h_b, w_b]
@@ -127,7 +133,7 @@ class MSVQVAE(nn.Module):
             bottom = self.quantizer_bottom(z_b)
             loss = loss + bottom.commitment
             return Latents(bottom.quantized, top.quantized, loss, Codes(top.indices, bottom.indices))
-        bottom = self.quantizer_bottom(self.pre_quant_bottom(h_b))
+        bottom = self.quantizer_bottom(held(self.config, self.pre_quant_bottom(h_b)))
         return Latents(bottom.quantized, None, bottom.commitment, Codes(None, bottom.indices))
 
     def _decode_latents(self, z_b: Tensor, z_t: Tensor | None) -> Tensor:
@@ -158,15 +164,15 @@ class MSVQVAE(nn.Module):
         h_b = self.enc_bottom(x - PIXEL_OFFSET)  # [b, C, t_b, h_b, w_b]
         top = None
         if self.config.levels == 2:
-            z_t = self.pre_quant_top(self.enc_top(h_b))  # [b, d, t_t, h_t, w_t]
+            z_t = held(self.config, self.pre_quant_top(self.enc_top(h_b)))  # [b, d, t_t, h_t, w_t]
             top = pick("top", z_t, self.quantizer_top.embed)
             z_top = self.quantizer_top.lookup(top)  # [b, d, t_t, h_t, w_t]
             fused = torch.cat([self.dec_top(z_top), h_b], dim=1)  # [b, d + C, ...]
-            z_b = self.pre_quant_bottom(fused)  # [b, d, t_b, h_b, w_b]
+            z_b = held(self.config, self.pre_quant_bottom(fused))  # [b, d, t_b, h_b, w_b]
             if self.config.top_join == "residual":
                 z_b = z_b - self.upsample_top(z_top)
         else:
-            z_b = self.pre_quant_bottom(h_b)
+            z_b = held(self.config, self.pre_quant_bottom(h_b))
         if refine is not None:
             z_b = refine(x, top, z_b)
         return Codes(top, pick("bottom", z_b, self.quantizer_bottom.embed))

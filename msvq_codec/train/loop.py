@@ -66,6 +66,8 @@ class RunOptions:
     # so a later resume continues as if never stopped (for pre-emptible jobs)
     reseed_top: bool = False  # with init_from: seed the top codebook anew from the first batch's top encoder
     # outputs (for weights whose top level collapsed to a constant grid)
+    model_given: bool = False  # the model config was asked for (a preset or its options): a file to start from
+    # (resume, init_from) must hold that model, not silently replace it
 
 
 def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
@@ -230,15 +232,22 @@ def _starting_point(model_config: ModelConfig, config: TrainConfig, options: Run
         raise UsageError("resume and init_from exclude each other")
     if options.resume:  # a resumed run keeps the configs it started with
         ckpt = load_checkpoint(options.resume)
-        return Start(*configs_of(ckpt), ckpt, True, None)
-    if options.init_from and Path(options.init_from).suffix == ".safetensors":
+        start = Start(*configs_of(ckpt), ckpt, True, None)
+    elif options.init_from and Path(options.init_from).suffix == ".safetensors":
         loaded = load_weights(options.init_from)  # the weights' own model config
         state = {k: v.float() if v.is_floating_point() else v for k, v in loaded.model.state_dict().items()}
-        return Start(loaded.model.config, config, None, False, state)
-    if options.init_from:
+        start = Start(loaded.model.config, config, None, False, state)
+    elif options.init_from:
         ckpt = load_checkpoint(options.init_from)  # a new phase of the same model
-        return Start(configs_of(ckpt)[0], config, ckpt, False, None)
-    return Start(model_config, config, None, False, None)
+        start = Start(configs_of(ckpt)[0], config, ckpt, False, None)
+    else:
+        return Start(model_config, config, None, False, None)
+    if options.model_given and start.model_config != model_config:
+        differ = [f.name for f in dataclasses.fields(ModelConfig)
+                  if getattr(start.model_config, f.name) != getattr(model_config, f.name)]  # fmt: skip
+        raise UsageError(f"{options.resume or options.init_from} holds another model than the one asked for "
+                         f"({', '.join(differ)}); leave out the model options to continue its own")  # fmt: skip
+    return start
 
 
 def train(
@@ -253,8 +262,8 @@ def train(
     rank, world, device = _setup_distributed(device)
     is_main = rank == 0
     run_dir = options.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
     model_config, config, ckpt, exact, start_weights = _starting_point(model_config, config, options)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(config.seed)
     split = build_split(
