@@ -85,6 +85,12 @@ class Latents(NamedTuple):
     codes: Codes
 
 
+class BottomLatent(NamedTuple):
+    coded: Tensor  # [b, d, t_b, h_b, w_b] what the bottom codes quantise: ``whole``, less ``coarse`` if given
+    whole: Tensor  # [b, d, t_b, h_b, w_b] the bottom latent
+    coarse: Tensor | None  # [b, d, t_b, h_b, w_b] the upsampled top it is taken from (residual join), else None
+
+
 class ForwardOutput(NamedTuple):
     recon: Tensor  # [b, 3, T, H, W], unclamped
     vq_loss: Tensor  # scalar: sum of the levels' commitment losses
@@ -123,18 +129,26 @@ class MSVQVAE(nn.Module):
         if self.config.levels == 2:
             h_t = self.enc_top(h_b)  # [b, C, t_t, h_t, w_t]
             top = self.quantizer_top(held(self.config, self.pre_quant_top(h_t)))  # z_t: [b, d, t_t, h_t, w_t]
-            fused = torch.cat([self.dec_top(top.quantized), h_b], dim=1)  # [b, d + C, t_b, h_b, w_b]
-            z_b = held(self.config, self.pre_quant_bottom(fused))  # [b, d, t_b, h_b, w_b]
+            latent = self._bottom_latent(top.quantized, h_b)
             loss = top.commitment
-            if self.config.top_join == "residual":
-                coarse = self.upsample_top(top.quantized)  # [b, d, t_b, h_b, w_b]
-                loss = loss + F.mse_loss(coarse, z_b.detach())  # the top predicts the bottom latent
-                z_b = z_b - coarse  # what the bottom codes carry
-            bottom = self.quantizer_bottom(z_b)
+            if latent.coarse is not None:
+                loss = loss + F.mse_loss(latent.coarse, latent.whole.detach())  # the top predicts the bottom latent
+            bottom = self.quantizer_bottom(latent.coded)
             loss = loss + bottom.commitment
             return Latents(bottom.quantized, top.quantized, loss, Codes(top.indices, bottom.indices))
         bottom = self.quantizer_bottom(held(self.config, self.pre_quant_bottom(h_b)))
         return Latents(bottom.quantized, None, bottom.commitment, Codes(None, bottom.indices))
+
+    def _bottom_latent(self, z_t: Tensor, h_b: Tensor) -> BottomLatent:
+        """The bottom latent from the quantised top latent z_t [b, d, t_t, h_t, w_t] and the bottom encoder's
+        features h_b [b, C, t_b, h_b, w_b]: the top's decoding fused with the features, and for the residual
+        join what the upsampled top leaves of it."""
+        fused = torch.cat([self.dec_top(z_t), h_b], dim=1)  # [b, d + C, t_b, h_b, w_b]
+        whole = held(self.config, self.pre_quant_bottom(fused))  # [b, d, t_b, h_b, w_b]
+        if self.config.top_join != "residual":
+            return BottomLatent(whole, whole, None)
+        coarse = self.upsample_top(z_t)  # [b, d, t_b, h_b, w_b]
+        return BottomLatent(whole - coarse, whole, coarse)
 
     def _decode_latents(self, z_b: Tensor, z_t: Tensor | None) -> Tensor:
         if z_t is not None:
@@ -166,11 +180,7 @@ class MSVQVAE(nn.Module):
         if self.config.levels == 2:
             z_t = held(self.config, self.pre_quant_top(self.enc_top(h_b)))  # [b, d, t_t, h_t, w_t]
             top = pick("top", z_t, self.quantizer_top.embed)
-            z_top = self.quantizer_top.lookup(top)  # [b, d, t_t, h_t, w_t]
-            fused = torch.cat([self.dec_top(z_top), h_b], dim=1)  # [b, d + C, ...]
-            z_b = held(self.config, self.pre_quant_bottom(fused))  # [b, d, t_b, h_b, w_b]
-            if self.config.top_join == "residual":
-                z_b = z_b - self.upsample_top(z_top)
+            z_b = self._bottom_latent(self.quantizer_top.lookup(top), h_b).coded  # [b, d, t_b, h_b, w_b]
         else:
             z_b = held(self.config, self.pre_quant_bottom(h_b))
         if refine is not None:
