@@ -70,11 +70,10 @@ def _sidecar(loaded: LoadedModel, codec: StreamCodec, path_of: Callable[[Path], 
 def entropy_model(loaded: LoadedModel) -> tuple[EntropyModel, tuple[LevelCoder, ...]]:
     """The context model that belongs to ``loaded`` (the sidecar beside its weights file) and a coder per
     level; WeightsError if there is none, or it was fitted for other weights."""
-    cfg = loaded.model.config
-    sizes = [cfg.codebook_of(name) for name in cfg.level_names]
+    sizes = loaded.model.config.codebook_sizes
 
     def build(model: EntropyModel):
-        if [t.codebook_size for t in model.levels] != sizes:
+        if tuple(t.codebook_size for t in model.levels) != sizes:
             raise WeightsError(f"{sidecar_path(loaded.path)} does not match its weights' codebooks")
         return tuple(LevelCoder(t) for t in model.levels)
 

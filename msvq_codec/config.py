@@ -91,6 +91,11 @@ class ModelConfig:
         raise ValueError(level)
 
     @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """Entries of each level's codebook, in ``level_names`` order (coarse first)."""
+        return tuple(self.codebook_of(name) for name in self.level_names)
+
+    @property
     def level_names(self) -> tuple[str, ...]:
         """Names of the quantised levels, coarse first: ('top', 'bottom') or ('bottom',)."""
         return ("top", "bottom") if self.levels == 2 else ("bottom",)

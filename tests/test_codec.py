@@ -20,8 +20,8 @@ from msvq_codec.container import from_bytes, to_bytes
 from msvq_codec.device import pick_device
 from msvq_codec.errors import UsageError
 from msvq_codec.model.fast import fast_model
-from msvq_codec.video import iter_clips, probe
 from msvq_codec.model.weights import load_weights
+from msvq_codec.video import iter_clips, probe
 from test_files import make_npy
 from tinymodel import make_tiny_weights
 

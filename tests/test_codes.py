@@ -104,7 +104,6 @@ def test_bad_grids_are_refused_and_nothing_is_written(files, loaded, tmp_path):
         write_codes(grids, tmp_path / "y.msvq", model=loaded)
 
 
-
 def test_each_level_is_checked_against_its_own_codebook(tmp_path):
     """A top codebook smaller than the bottom's (ModelConfig.top_codebook_size): a top index that the bottom's
     codebook would hold is still out of the top's range."""
@@ -119,6 +118,7 @@ def test_each_level_is_checked_against_its_own_codebook(tmp_path):
     top[0, 1, 2, 3] = 7
     write_codes({"top": top, "bottom": bottom}, tmp_path / "x.msvq", model=own, codec="zstd")
     assert np.array_equal(read_codes(tmp_path / "x.msvq").top, top)
+
 
 def test_npz_holds_the_grids_and_the_facts(files, loaded, tmp_path):
     grids = read_codes(files["deflate"])

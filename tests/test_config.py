@@ -67,7 +67,8 @@ def test_a_top_codebook_of_its_own_size_is_written_only_when_set():
     assert "top_codebook_size" not in ModelConfig().to_json()
     own = ModelConfig(top_codebook_size=256)
     assert '"top_codebook_size": 256' in own.to_json() and ModelConfig.from_json(own.to_json()) == own
-    assert (own.codebook_of("top"), own.codebook_of("bottom")) == (256, 1024)
+    assert (own.codebook_of("top"), own.codebook_of("bottom")) == own.codebook_sizes == (256, 1024)
+    assert ModelConfig(levels=1, top_codebook_size=256).codebook_sizes == (1024,)  # the bottom's alone
     assert (ModelConfig().codebook_of("top"), ModelConfig().codebook_of("bottom")) == (1024, 1024)
     with pytest.raises(UsageError, match="top_codebook_size"):
         ModelConfig(top_codebook_size=1)

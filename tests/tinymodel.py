@@ -54,8 +54,7 @@ def noise_codes(model: MSVQVAE, seed: int = 0) -> list[list[np.ndarray]]:
 def tiny_entropy(model: MSVQVAE, model_id: bytes, seed: int = 0, videos=None):
     """An entropy model for ``model``, fitted on the codes of three clips of slowly drifting noise (``videos``:
     those codes, if already made)."""
-    sizes = [model.config.codebook_of(n) for n in model.config.level_names]
-    return fit_model(model_id, sizes, videos or noise_codes(model, seed), min_count=1,
+    return fit_model(model_id, model.config.codebook_sizes, videos or noise_codes(model, seed), min_count=1,
                      provenance={"fitted_on": "tests/tinymodel.py noise"})  # fmt: skip
 
 
@@ -65,6 +64,6 @@ TINY_RECIPE = PriorRecipe(hidden0=16, hidden1=16, epochs=2.0, batch=256, lr=5e-3
 def tiny_prior(model: MSVQVAE, model_id: bytes, seed: int = 0, videos=None):
     """A learned prior for ``model`` (a small recipe), fitted on the same codes as ``tiny_entropy``."""
     cfg = model.config
-    sizes, grids = [cfg.codebook_of(n) for n in cfg.level_names], [cfg.grid(n) for n in cfg.level_names]
-    return fit_prior(model_id, sizes, grids, videos or noise_codes(model, seed),
+    grids = [cfg.grid(n) for n in cfg.level_names]
+    return fit_prior(model_id, cfg.codebook_sizes, grids, videos or noise_codes(model, seed),
                      replace(TINY_RECIPE, seed=seed), provenance={"fitted_on": "tests/tinymodel.py noise"})  # fmt: skip

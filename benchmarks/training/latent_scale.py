@@ -44,6 +44,7 @@ def scales(model: MSVQVAE, x: torch.Tensor) -> dict[str, float]:
     return {"bottom latent": rms(e_b), "upsampled top": rms(up), "bottom codes quantise": rms(quantised),
             "top codebook": rms(model.quantizer_top.embed), **out}  # fmt: skip
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("video", help="a video; its whole 2-second clips are measured")

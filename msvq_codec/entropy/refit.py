@@ -53,16 +53,15 @@ def fit_models(
     runs, summary = training_grids(loaded, Path(data), split=split, cache_dir=Path(cache_dir), val_list=val_list,
                                    splits_dir=splits_dir, seed=seed, grid_root=grid_root, log=log)  # fmt: skip
     cfg = loaded.model.config
-    sizes = [cfg.codebook_of(n) for n in cfg.level_names]  # coarse first
     out = []
     for name in which:
         if name == "context":
-            model = fit_model(loaded.model_id, sizes, runs, min_count=min_count,
+            model = fit_model(loaded.model_id, cfg.codebook_sizes, runs, min_count=min_count,
                               provenance={"fitted_on": summary}, log=log)  # fmt: skip
             path = sidecar_path(loaded.path or weights)
             mid = save_entropy(path, model)
         else:
-            model = fit_prior_model(loaded.model_id, sizes, [cfg.grid(n) for n in cfg.level_names], runs,
+            model = fit_prior_model(loaded.model_id, cfg.codebook_sizes, [cfg.grid(n) for n in cfg.level_names], runs,
                                     recipe or PriorRecipe(), provenance={"fitted_on": summary}, log=log)  # fmt: skip
             path = prior_path(loaded.path or weights)
             mid = save_prior(path, model)

@@ -127,8 +127,7 @@ class MSVQVAE(nn.Module):
     def _quantize(self, x: Tensor) -> Latents:
         h_b = self.enc_bottom(x - PIXEL_OFFSET)  # [b, C, t_b, h_b, w_b]
         if self.config.levels == 2:
-            h_t = self.enc_top(h_b)  # [b, C, t_t, h_t, w_t]
-            top = self.quantizer_top(held(self.config, self.pre_quant_top(h_t)))  # z_t: [b, d, t_t, h_t, w_t]
+            top = self.quantizer_top(self._top_latent(h_b))  # z_t: [b, d, t_t, h_t, w_t]
             latent = self._bottom_latent(top.quantized, h_b)
             loss = top.commitment
             if latent.coarse is not None:
@@ -136,13 +135,21 @@ class MSVQVAE(nn.Module):
             bottom = self.quantizer_bottom(latent.coded)
             loss = loss + bottom.commitment
             return Latents(bottom.quantized, top.quantized, loss, Codes(top.indices, bottom.indices))
-        bottom = self.quantizer_bottom(held(self.config, self.pre_quant_bottom(h_b)))
+        bottom = self.quantizer_bottom(self._bottom_latent(None, h_b).coded)
         return Latents(bottom.quantized, None, bottom.commitment, Codes(None, bottom.indices))
 
-    def _bottom_latent(self, z_t: Tensor, h_b: Tensor) -> BottomLatent:
-        """The bottom latent from the quantised top latent z_t [b, d, t_t, h_t, w_t] and the bottom encoder's
-        features h_b [b, C, t_b, h_b, w_b]: the top's decoding fused with the features, and for the residual
-        join what the upsampled top leaves of it."""
+    def _top_latent(self, h_b: Tensor) -> Tensor:
+        """The top latent [b, d, t_t, h_t, w_t] that the top codes quantise, from the bottom encoder's features
+        h_b [b, C, t_b, h_b, w_b]."""
+        return held(self.config, self.pre_quant_top(self.enc_top(h_b)))
+
+    def _bottom_latent(self, z_t: Tensor | None, h_b: Tensor) -> BottomLatent:
+        """The bottom latent from the quantised top latent z_t [b, d, t_t, h_t, w_t] (None for a single-level
+        model) and the bottom encoder's features h_b [b, C, t_b, h_b, w_b]: the top's decoding fused with the
+        features, and for the residual join what the upsampled top leaves of it."""
+        if z_t is None:
+            whole = held(self.config, self.pre_quant_bottom(h_b))  # [b, d, t_b, h_b, w_b]
+            return BottomLatent(whole, whole, None)
         fused = torch.cat([self.dec_top(z_t), h_b], dim=1)  # [b, d + C, t_b, h_b, w_b]
         whole = held(self.config, self.pre_quant_bottom(fused))  # [b, d, t_b, h_b, w_b]
         if self.config.top_join != "residual":
@@ -176,13 +183,11 @@ class MSVQVAE(nn.Module):
             return self._quantize(x).codes
         pick = choose or nearest_codes
         h_b = self.enc_bottom(x - PIXEL_OFFSET)  # [b, C, t_b, h_b, w_b]
-        top = None
+        top, z_top = None, None
         if self.config.levels == 2:
-            z_t = held(self.config, self.pre_quant_top(self.enc_top(h_b)))  # [b, d, t_t, h_t, w_t]
-            top = pick("top", z_t, self.quantizer_top.embed)
-            z_b = self._bottom_latent(self.quantizer_top.lookup(top), h_b).coded  # [b, d, t_b, h_b, w_b]
-        else:
-            z_b = held(self.config, self.pre_quant_bottom(h_b))
+            top = pick("top", self._top_latent(h_b), self.quantizer_top.embed)
+            z_top = self.quantizer_top.lookup(top)  # [b, d, t_t, h_t, w_t]
+        z_b = self._bottom_latent(z_top, h_b).coded  # [b, d, t_b, h_b, w_b]
         if refine is not None:
             z_b = refine(x, top, z_b)
         return Codes(top, pick("bottom", z_b, self.quantizer_bottom.embed))
